@@ -1,0 +1,8 @@
+"""bptt: recurrent networks in NumPy with hand-derived backpropagation through time."""
+
+from bptt.linear import Linear
+from bptt.losses import mse_loss
+from bptt.lstm import LSTM
+
+__all__ = ["LSTM", "Linear", "mse_loss"]
+__version__ = "0.1.0"

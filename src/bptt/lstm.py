@@ -1,0 +1,339 @@
+r"""Long short-term memory: a sequence forward pass, its hand-derived BPTT backward pass, and the layer.
+
+Forward equations, one layer, step :math:`t = 1..T` (``docs/lstm.md`` derives every backward line):
+
+.. math::
+
+    \text{(L1)}\quad & Z^x = X W_{ih}^\top + b_{ih} + b_{hh}
+        && \text{input projection of all steps, one GEMM} \\
+    \text{(L2)}\quad & z_t = Z^x_t + h_{t-1} W_{hh}^\top && \text{pre-activations, } (N, 4H) \\
+    \text{(L3)}\quad & i, f, o = \sigma(z^i_t), \sigma(z^f_t), \sigma(z^o_t);\;\; g = \tanh(z^g_t) \\
+    \text{(L4)}\quad & c_t = f \odot c_{t-1} + i \odot g \\
+    \text{(L5)}\quad & h_t = o \odot \tanh(c_t)
+
+Backward, from the loss gradient :math:`\partial L/\partial h_t` that reaches each output:
+
+.. math::
+
+    \text{(L6)}\quad & \delta h_t = \partial L / \partial \mathrm{out}_t + \delta z_{t+1} W_{hh}
+        && \text{(total gradient at } h_t\text{)} \\
+    \text{(L7)}\quad & \delta W_{ih} = \textstyle\sum_t \delta z_t^\top x_t,\;
+        \delta W_{hh} = \sum_t \delta z_t^\top h_{t-1},\; \delta b = \sum_t \mathbf{1}^\top \delta z_t \\
+    \text{(L8)}\quad & \delta x_t = \delta z_t W_{ih}
+
+Layout. Parameters are stored exactly as PyTorch stores them (gate rows i, f, g, o). Inside the passes the
+rows are reordered to i, f, o, g so that the three sigmoid gates form one contiguous block of the
+``(N, 4H)`` gate buffer and are activated by one call; gradients are reordered back before they leave.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bptt._validation import as_float_array, check_dtype, check_positive_int, check_shape, resolve_rng
+from bptt.activations import sigmoid, sigmoid_grad_from_output, tanh_grad_from_output
+from bptt.module import Module
+
+
+class LSTMCache(NamedTuple):
+    """What one layer's forward pass keeps for its backward pass (outputs, never pre-activations)."""
+
+    x: NDArray       # (T, N, I)   layer input
+    h: NDArray       # (T+1, N, H) h[0] = h0, h[t] = output of step t
+    c: NDArray       # (T+1, N, H) c[0] = c0
+    gates: NDArray   # (T, N, 4H)  activated gates in the internal order i, f, o, g
+    tanh_c: NDArray  # (T, N, H)   tanh(c[t+1])
+
+
+class LSTMGrads(NamedTuple):
+    """Parameter gradients of one layer, in PyTorch's layout (gate rows i, f, g, o)."""
+
+    weight_ih: NDArray  # (4H, I)
+    weight_hh: NDArray  # (4H, H)
+    bias: NDArray       # (4H,)   the gradient of b_ih, and equally of b_hh
+
+
+def internal_gate_rows(hidden_size: int) -> NDArray:
+    """Row indices that take PyTorch's gate order (i, f, g, o) to the internal order (i, f, o, g)."""
+    H = hidden_size
+    return np.concatenate([np.arange(0, 2 * H), np.arange(3 * H, 4 * H), np.arange(2 * H, 3 * H)])
+
+
+def lstm_forward(weight_ih: NDArray, weight_hh: NDArray, bias: NDArray | None,
+                 x: NDArray, h0: NDArray, c0: NDArray) -> tuple[NDArray, NDArray, NDArray, LSTMCache]:
+    r"""Run one LSTM layer over a whole sequence.
+
+    Parameters
+    ----------
+    weight_ih : (4H, I) array, PyTorch gate order i, f, g, o.
+    weight_hh : (4H, H) array.
+    bias : (4H,) array :math:`b_{ih} + b_{hh}`, or None.
+    x : (T, N, I) C-contiguous array in the working dtype.
+    h0, c0 : (N, H) initial states.
+
+    Returns
+    -------
+    out : (T, N, H) hidden states of every step (a view into ``cache.h``).
+    h_n, c_n : (N, H) final states (copies).
+    cache : LSTMCache for :func:`lstm_backward`.
+    """
+    T, N, I = x.shape
+    H = weight_hh.shape[1]
+    rows = internal_gate_rows(H)
+    dtype = x.dtype
+    gates = np.empty((T, N, 4 * H), dtype=dtype)
+    gates_2d = gates.reshape(T * N, 4 * H)
+    # (L1) Z^x = X W_ih^T + b, all steps at once. With I = 1 a GEMM of inner size 1 is slow; an outer
+    # product by broadcasting computes the same numbers.
+    w_ih_t = weight_ih[rows].T
+    if I == 1:
+        np.multiply(x.reshape(T * N, 1), w_ih_t, out=gates_2d)
+    else:
+        np.matmul(x.reshape(T * N, I), w_ih_t, out=gates_2d)
+    if bias is not None:
+        gates_2d += bias[rows]
+    w_hh_t = weight_hh[rows].T
+    h = np.empty((T + 1, N, H), dtype=dtype)
+    c = np.empty((T + 1, N, H), dtype=dtype)
+    tanh_c = np.empty((T, N, H), dtype=dtype)
+    h[0] = h0
+    c[0] = c0
+    recurrent = np.empty((N, 4 * H), dtype=dtype)
+    input_times_candidate = np.empty((N, H), dtype=dtype)
+    for t in range(T):
+        z = gates[t]
+        np.matmul(h[t], w_hh_t, out=recurrent)            # (L2)
+        z += recurrent
+        sigmoid(z[:, :3 * H], out=z[:, :3 * H])          # (L3) i, f, o
+        np.tanh(z[:, 3 * H:], out=z[:, 3 * H:])          # (L3) g
+        i, f, o, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+        np.multiply(f, c[t], out=c[t + 1])                # (L4)
+        np.multiply(i, g, out=input_times_candidate)
+        c[t + 1] += input_times_candidate
+        np.tanh(c[t + 1], out=tanh_c[t])                  # (L5)
+        np.multiply(o, tanh_c[t], out=h[t + 1])
+    return h[1:], h[T].copy(), c[T].copy(), LSTMCache(x, h, c, gates, tanh_c)
+
+
+def lstm_backward(weight_ih: NDArray, weight_hh: NDArray, cache: LSTMCache, dout: NDArray,
+                  dh_n: NDArray, dc_n: NDArray) -> tuple[NDArray, NDArray, NDArray, LSTMGrads]:
+    r"""Backpropagation through time for one layer; the cache is only read.
+
+    Parameters
+    ----------
+    weight_ih, weight_hh : the weights of the forward pass, PyTorch layout.
+    cache : from :func:`lstm_forward`.
+    dout : (T, N, H) :math:`\partial L/\partial \mathrm{out}_t`.
+    dh_n, dc_n : (N, H) gradients arriving at the final states.
+
+    Returns
+    -------
+    dx : (T, N, I); dh0, dc0 : (N, H); grads : LSTMGrads in PyTorch's layout.
+    """
+    x, h, c, gates, tanh_c = cache
+    T, N, I = x.shape
+    H = weight_hh.shape[1]
+    rows = internal_gate_rows(H)
+    dtype = x.dtype
+    w_hh_internal = weight_hh[rows]                     # (4H, H)
+    dz = np.empty((T, N, 4 * H), dtype=dtype)           # dL/dz_t for every step, internal order
+    dh = np.empty((N, H), dtype=dtype)
+    dh_recurrent = np.array(dh_n, dtype=dtype)          # dz_{t+1} W_hh, starts as dL/dh_T
+    dc = np.array(dc_n, dtype=dtype)                    # carries dL/dc_t backwards
+    scratch = np.empty((N, H), dtype=dtype)
+    sigmoid_slope = np.empty((N, 3 * H), dtype=dtype)
+    for t in range(T - 1, -1, -1):
+        s = gates[t]
+        i, f, o, g = s[:, :H], s[:, H:2 * H], s[:, 2 * H:3 * H], s[:, 3 * H:]
+        d = dz[t]
+        di, df, do, dg = d[:, :H], d[:, H:2 * H], d[:, 2 * H:3 * H], d[:, 3 * H:]
+        # (L6) dh_t = dL/dout_t + dz_{t+1} W_hh
+        np.add(dout[t], dh_recurrent, out=dh)
+        # (L5) h = o * tanh(c)
+        np.multiply(dh, tanh_c[t], out=do)              # dh/do = tanh c
+        np.multiply(dh, o, out=scratch)                 # dh/dtanh(c) = o
+        dc += scratch                                   # dtanh(c)/dc = 1 - tanh^2 c, in two adds:
+        scratch *= tanh_c[t]
+        scratch *= tanh_c[t]
+        dc -= scratch                                   # dc += dh o (1 - tanh^2 c); dc carried t+1 in
+        # (L4) c = f * c_prev + i * g
+        np.multiply(dc, g, out=di)                      # dc/di = g
+        np.multiply(dc, c[t], out=df)                   # dc/df = c_prev
+        np.multiply(dc, i, out=dg)                      # dc/dg = i
+        dc *= f                                         # dc/dc_prev = f: now dL/dc_{t-1} through c
+        # (L3) i, f, o = sigmoid(z), g = tanh(z)
+        d[:, :3 * H] *= sigmoid_grad_from_output(s[:, :3 * H], out=sigmoid_slope)  # s (1 - s)
+        dg *= tanh_grad_from_output(g, out=scratch)                                   # 1 - g^2
+        # (L2) z_t = Z^x_t + h_{t-1} W_hh^T  =>  dL/dh_{t-1} gets dz_t W_hh (used by L6 at t-1)
+        np.matmul(d, w_hh_internal, out=dh_recurrent)
+    dz_2d = dz.reshape(T * N, 4 * H)
+    # (L8) dx_t = dz_t W_ih, all steps in one GEMM
+    dx = (dz_2d @ weight_ih[rows]).reshape(T, N, I)
+    # (L7) weight gradients as whole-sequence GEMMs, then back to PyTorch's gate order
+    grads = LSTMGrads(np.empty_like(weight_ih), np.empty_like(weight_hh), np.empty(4 * H, dtype=dtype))
+    grads.weight_ih[rows] = dz_2d.T @ x.reshape(T * N, I)
+    grads.weight_hh[rows] = dz_2d.T @ h[:T].reshape(T * N, H)
+    grads.bias[rows] = dz_2d.sum(axis=0)
+    return dx, dh_recurrent, dc, grads
+
+
+class LSTM(Module):
+    r"""A multi-layer LSTM with PyTorch's semantics and a hand-derived backward pass.
+
+    Parameters
+    ----------
+    input_size : I, features of each input step.
+    hidden_size : H.
+    num_layers : L, stacked layers; layer k > 0 reads layer k-1's output.
+    bias : whether to use ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
+    batch_first : inputs and outputs are ``(N, T, *)`` instead of ``(T, N, *)``.
+    dtype : float64 (default, exact to round-off) or float32.
+    rng : int seed or ``numpy.random.Generator`` for the initial weights.
+
+    Shapes: T steps, N batch, I input, H hidden, L layers. ``x (T, N, I)``, or ``(N, T, I)`` with
+    ``batch_first``, or unbatched ``(T, I)``; states ``h, c (L, N, H)`` (unbatched ``(L, H)``).
+    Parameters as PyTorch: ``weight_ih_l{k} (4H, I or H)``, ``weight_hh_l{k} (4H, H)``,
+    ``bias_ih_l{k}, bias_hh_l{k} (4H,)``, gate rows i, f, g, o; every entry :math:`\sim U(-k, k)` with
+    :math:`k = 1/\sqrt{H}` (PyTorch's default).
+
+    Equations (L1)-(L8) are in :mod:`bptt.lstm` and derived in ``docs/lstm.md``.
+
+    Examples
+    --------
+    >>> lstm = LSTM(input_size=3, hidden_size=4, num_layers=2, rng=0)
+    >>> out, (h_n, c_n) = lstm(np.zeros((5, 2, 3)))
+    >>> out.shape, h_n.shape
+    ((5, 2, 4), (2, 2, 4))
+    >>> dx, (dh0, dc0) = lstm.backward(np.ones_like(out))
+    >>> dx.shape, lstm.grads["weight_hh_l1"].shape
+    ((5, 2, 3), (16, 4))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, *, dtype: object = np.float64, rng: object = None) -> None:
+        where = "LSTM"
+        self.input_size = check_positive_int(where, "input_size", input_size)
+        self.hidden_size = check_positive_int(where, "hidden_size", hidden_size)
+        self.num_layers = check_positive_int(where, "num_layers", num_layers)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dtype = check_dtype(where, dtype)
+        generator = resolve_rng(where, rng)
+        H = self.hidden_size
+        bound = 1.0 / np.sqrt(H)
+        self.params = {}
+        for k in range(self.num_layers):
+            layer_input = self.input_size if k == 0 else H
+            shapes = {f"weight_ih_l{k}": (4 * H, layer_input), f"weight_hh_l{k}": (4 * H, H)}
+            if self.bias:
+                shapes.update({f"bias_ih_l{k}": (4 * H,), f"bias_hh_l{k}": (4 * H,)})
+            for name, shape in shapes.items():
+                self.params[name] = generator.uniform(-bound, bound, size=shape).astype(self.dtype)
+        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
+        self._caches: list[LSTMCache] | None = None
+        self._batched = True
+
+    def __repr__(self) -> str:
+        return (f"LSTM({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
+                f"batch_first={self.batch_first}, dtype={self.dtype})")
+
+    def _layer_bias(self, k: int) -> NDArray | None:
+        if not self.bias:
+            return None
+        return self.params[f"bias_ih_l{k}"] + self.params[f"bias_hh_l{k}"]
+
+    def _to_time_major(self, where: str, name: str, value: object, features: int) -> NDArray:
+        """Validate a sequence (x or dout) and return it as (T, N, features), time-major."""
+        array = as_float_array(where, name, value, self.dtype)
+        layout = "(N, T, {})" if self.batch_first else "(T, N, {})"
+        if array.ndim not in (2, 3):
+            hint = "" if self.batch_first else "For batch-first data pass batch_first=True."
+            raise ValueError(f"{where}: expected {name} of shape {layout.format(features)} or unbatched "
+                             f"(T, {features}), got {array.shape}. {hint}".rstrip())
+        expected = (None,) * (array.ndim - 1) + (features,)
+        hint = "" if array.ndim == 2 or self.batch_first else "For batch-first data pass batch_first=True."
+        check_shape(where, name, array, expected, hint)
+        if array.ndim == 2:
+            return array[:, None, :]
+        return np.ascontiguousarray(array.swapaxes(0, 1)) if self.batch_first else array
+
+    def _states(self, where: str, names: tuple[str, str], value: object, batch: int) -> list[NDArray]:
+        """Validate an (h, c) pair and return both as (L, N, H) arrays."""
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{where}: expected a pair ({names[0]}, {names[1]}), got {type(value).__name__}.")
+        L, H = self.num_layers, self.hidden_size
+        shape = (L, batch, H) if self._batched else (L, H)
+        states = []
+        for name, state in zip(names, value):
+            array = as_float_array(where, name, state, self.dtype)
+            check_shape(where, name, array, shape)
+            states.append(array.reshape(L, batch, H))
+        return states
+
+    def forward(self, x: object, hx: tuple[object, object] | None = None) -> tuple[NDArray, tuple[NDArray, NDArray]]:
+        """Run all layers over ``x``; returns ``out, (h_n, c_n)`` as ``torch.nn.LSTM`` does."""
+        where = "LSTM.forward"
+        array = np.asarray(x)
+        self._batched = array.ndim != 2
+        seq = self._to_time_major(where, "x", x, self.input_size)
+        T, N, _ = seq.shape
+        L, H = self.num_layers, self.hidden_size
+        if hx is None:
+            h0 = c0 = np.zeros((L, N, H), dtype=self.dtype)
+        else:
+            h0, c0 = self._states(where, ("h0", "c0"), hx, N)
+        h_n = np.empty((L, N, H), dtype=self.dtype)
+        c_n = np.empty((L, N, H), dtype=self.dtype)
+        caches = []
+        layer_input = seq
+        for k in range(L):
+            out, h_n[k], c_n[k], cache = lstm_forward(self.params[f"weight_ih_l{k}"], self.params[f"weight_hh_l{k}"],
+                                                      self._layer_bias(k), layer_input, h0[k], c0[k])
+            caches.append(cache)
+            layer_input = out
+        self._caches = caches
+        return self._from_time_major(layer_input.copy()), self._state_shape(h_n, c_n)
+
+    def _from_time_major(self, seq: NDArray) -> NDArray:
+        if not self._batched:
+            return seq[:, 0, :]
+        return np.ascontiguousarray(seq.swapaxes(0, 1)) if self.batch_first else seq
+
+    def _state_shape(self, h: NDArray, c: NDArray) -> tuple[NDArray, NDArray]:
+        return (h, c) if self._batched else (h[:, 0, :], c[:, 0, :])
+
+    def backward(self, dout: object, dhx: tuple[object, object] | None = None) -> tuple[NDArray, tuple[NDArray, NDArray]]:
+        """BPTT through the most recent forward pass.
+
+        ``dout`` has the shape of ``out``; ``dhx = (dh_n, dc_n)`` the shape of the final states (zeros when
+        omitted). Parameter gradients are added into ``grads``; returns ``dx, (dh0, dc0)``.
+        """
+        where = "LSTM.backward"
+        if self._caches is None:
+            raise ValueError(f"{where}: expected a forward pass first, got none.")
+        T, N, _ = self._caches[0].x.shape
+        L, H = self.num_layers, self.hidden_size
+        expected = (T, N, H) if not self.batch_first else (N, T, H)
+        expected = expected if self._batched else (T, H)
+        array = as_float_array(where, "dout", dout, self.dtype)
+        check_shape(where, "dout", array, expected, "dout must have the shape of the forward output.")
+        upstream = self._to_time_major(where, "dout", array, H)
+        if dhx is None:
+            dh_n = dc_n = np.zeros((L, N, H), dtype=self.dtype)
+        else:
+            dh_n, dc_n = self._states(where, ("dh_n", "dc_n"), dhx, N)
+        dh0 = np.empty((L, N, H), dtype=self.dtype)
+        dc0 = np.empty((L, N, H), dtype=self.dtype)
+        for k in range(L - 1, -1, -1):
+            upstream, dh0[k], dc0[k], grads = lstm_backward(
+                self.params[f"weight_ih_l{k}"], self.params[f"weight_hh_l{k}"], self._caches[k],
+                upstream, dh_n[k], dc_n[k])
+            self.grads[f"weight_ih_l{k}"] += grads.weight_ih
+            self.grads[f"weight_hh_l{k}"] += grads.weight_hh
+            if self.bias:
+                self.grads[f"bias_ih_l{k}"] += grads.bias
+                self.grads[f"bias_hh_l{k}"] += grads.bias
+        return self._from_time_major(upstream), self._state_shape(dh0, dc0)
