@@ -34,18 +34,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt._validation import as_float_array, check_dtype, check_positive_int, check_shape, resolve_rng
-from bptt.activations import sigmoid, sigmoid_grad_from_output, tanh_grad_from_output
+from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
 from bptt.module import Module
 
 
 class LSTMCache(NamedTuple):
-    """What one layer's forward pass keeps for its backward pass (outputs, never pre-activations)."""
+    """What one layer's forward pass keeps for its backward pass: outputs, never pre-activations.
 
-    x: NDArray       # (T, N, I)   layer input
-    h: NDArray       # (T+1, N, H) h[0] = h0, h[t] = output of step t
-    c: NDArray       # (T+1, N, H) c[0] = c0
-    gates: NDArray   # (T, N, 4H)  activated gates in the internal order i, f, o, g
-    tanh_c: NDArray  # (T, N, H)   tanh(c[t+1])
+    Everything recurrent is stored feature-major, ``(.., features, N)``, so that every per-step operand
+    is one contiguous block: a gate is a run of H rows of the ``(4H, N)`` gate buffer."""
+
+    x: NDArray       # (T, N, I)   layer input, as given (time-major, row-major)
+    h: NDArray       # (T+1, H, N) h[0] = h0, h[t] = hidden state after step t
+    c: NDArray       # (T+1, H, N) c[0] = c0
+    gates: NDArray   # (T, 4H, N)  activated gates in the internal order i, f, o, g
+    tanh_c: NDArray  # (T, H, N)   tanh(c[t+1])
 
 
 class LSTMGrads(NamedTuple):
@@ -62,6 +65,14 @@ def internal_gate_rows(hidden_size: int) -> NDArray:
     return np.concatenate([np.arange(0, 2 * H), np.arange(3 * H, 4 * H), np.arange(2 * H, 3 * H)])
 
 
+def _halve_sigmoid_rows(rows: NDArray, hidden_size: int) -> NDArray:
+    """Scale the three sigmoid gates' rows by 1/2 (exact in floating point): with these weights the
+    pre-activations are z/2 for i, f, o and z for g, so one tanh call serves all four gates, as
+    sigma(z) = (1 + tanh(z/2)) / 2."""
+    rows[:3 * hidden_size] *= 0.5
+    return rows
+
+
 def lstm_forward(weight_ih: NDArray, weight_hh: NDArray, bias: NDArray | None,
                  x: NDArray, h0: NDArray, c0: NDArray) -> tuple[NDArray, NDArray, NDArray, LSTMCache]:
     r"""Run one LSTM layer over a whole sequence.
@@ -76,46 +87,49 @@ def lstm_forward(weight_ih: NDArray, weight_hh: NDArray, bias: NDArray | None,
 
     Returns
     -------
-    out : (T, N, H) hidden states of every step (a view into ``cache.h``).
-    h_n, c_n : (N, H) final states (copies).
+    out : (T, N, H) hidden states of every step.
+    h_n, c_n : (N, H) final states.
     cache : LSTMCache for :func:`lstm_backward`.
     """
     T, N, I = x.shape
     H = weight_hh.shape[1]
     rows = internal_gate_rows(H)
     dtype = x.dtype
-    gates = np.empty((T, N, 4 * H), dtype=dtype)
-    gates_2d = gates.reshape(T * N, 4 * H)
-    # (L1) Z^x = X W_ih^T + b, all steps at once. With I = 1 a GEMM of inner size 1 is slow; an outer
-    # product by broadcasting computes the same numbers.
-    w_ih_t = weight_ih[rows].T
+    w_ih = _halve_sigmoid_rows(weight_ih[rows], H)          # (4H, I)
+    w_hh = _halve_sigmoid_rows(weight_hh[rows], H)          # (4H, H)
+    # (L1) Z^x = X W_ih^T + b for all steps in one GEMM, as a (4H, T*N) matrix whose column block t is
+    # step t. With I = 1 a GEMM of inner size 1 is slow; an outer product computes the same numbers.
+    x_columns = x.reshape(T * N, I).T                       # (I, T*N), a view
     if I == 1:
-        np.multiply(x.reshape(T * N, 1), w_ih_t, out=gates_2d)
+        projection = np.multiply(w_ih, x_columns)
     else:
-        np.matmul(x.reshape(T * N, I), w_ih_t, out=gates_2d)
+        projection = w_ih @ x_columns
     if bias is not None:
-        gates_2d += bias[rows]
-    w_hh_t = weight_hh[rows].T
-    h = np.empty((T + 1, N, H), dtype=dtype)
-    c = np.empty((T + 1, N, H), dtype=dtype)
-    tanh_c = np.empty((T, N, H), dtype=dtype)
-    h[0] = h0
-    c[0] = c0
-    recurrent = np.empty((N, 4 * H), dtype=dtype)
-    input_times_candidate = np.empty((N, H), dtype=dtype)
+        projection += _halve_sigmoid_rows(bias[rows], H)[:, None]
+    gates = np.empty((T, 4 * H, N), dtype=dtype)
+    h = np.empty((T + 1, H, N), dtype=dtype)
+    c = np.empty((T + 1, H, N), dtype=dtype)
+    tanh_c = np.empty((T, H, N), dtype=dtype)
+    h[0] = h0.T
+    c[0] = c0.T
+    recurrent = np.empty((4 * H, N), dtype=dtype)
+    input_times_candidate = np.empty((H, N), dtype=dtype)
     for t in range(T):
         z = gates[t]
-        np.matmul(h[t], w_hh_t, out=recurrent)            # (L2)
-        z += recurrent
-        sigmoid(z[:, :3 * H], out=z[:, :3 * H])          # (L3) i, f, o
-        np.tanh(z[:, 3 * H:], out=z[:, 3 * H:])          # (L3) g
-        i, f, o, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
-        np.multiply(f, c[t], out=c[t + 1])                # (L4)
+        np.matmul(w_hh, h[t], out=recurrent)                # (L2) z_t = Z^x_t + W_hh h_{t-1}
+        np.add(projection[:, t * N:(t + 1) * N], recurrent, out=z)
+        np.tanh(z, out=z)                                   # (L3) g = tanh(z), and tanh(z/2) for i, f, o
+        sig = z[:3 * H]
+        sig *= 0.5
+        sig += 0.5                                          # (L3) i, f, o = (1 + tanh(z/2)) / 2
+        i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+        np.multiply(f, c[t], out=c[t + 1])                  # (L4) c = f c_prev + i g
         np.multiply(i, g, out=input_times_candidate)
         c[t + 1] += input_times_candidate
-        np.tanh(c[t + 1], out=tanh_c[t])                  # (L5)
+        np.tanh(c[t + 1], out=tanh_c[t])                    # (L5) h = o tanh(c)
         np.multiply(o, tanh_c[t], out=h[t + 1])
-    return h[1:], h[T].copy(), c[T].copy(), LSTMCache(x, h, c, gates, tanh_c)
+    out = np.ascontiguousarray(h[1:].transpose(0, 2, 1))
+    return out, h[T].T.copy(), c[T].T.copy(), LSTMCache(x, h, c, gates, tanh_c)
 
 
 def lstm_backward(weight_ih: NDArray, weight_hh: NDArray, cache: LSTMCache, dout: NDArray,
@@ -138,20 +152,21 @@ def lstm_backward(weight_ih: NDArray, weight_hh: NDArray, cache: LSTMCache, dout
     H = weight_hh.shape[1]
     rows = internal_gate_rows(H)
     dtype = x.dtype
-    w_hh_internal = weight_hh[rows]                     # (4H, H)
-    dz = np.empty((T, N, 4 * H), dtype=dtype)           # dL/dz_t for every step, internal order
-    dh = np.empty((N, H), dtype=dtype)
-    dh_recurrent = np.array(dh_n, dtype=dtype)          # dz_{t+1} W_hh, starts as dL/dh_T
-    dc = np.array(dc_n, dtype=dtype)                    # carries dL/dc_t backwards
-    scratch = np.empty((N, H), dtype=dtype)
-    sigmoid_slope = np.empty((N, 3 * H), dtype=dtype)
+    w_hh_t = weight_hh[rows].T                          # (H, 4H), unscaled: gradients are taken w.r.t. z
+    upstream = np.ascontiguousarray(dout.transpose(0, 2, 1))  # (T, H, N)
+    dz = np.empty((T, 4 * H, N), dtype=dtype)           # dL/dz_t for every step, internal order
+    dh = np.empty((H, N), dtype=dtype)
+    dh_recurrent = np.array(dh_n.T, dtype=dtype)        # W_hh^T dz_{t+1}; starts as dL/dh_T
+    dc = np.array(dc_n.T, dtype=dtype)                  # carries dL/dc_t backwards
+    scratch = np.empty((H, N), dtype=dtype)
+    sigmoid_slope = np.empty((3 * H, N), dtype=dtype)
     for t in range(T - 1, -1, -1):
         s = gates[t]
-        i, f, o, g = s[:, :H], s[:, H:2 * H], s[:, 2 * H:3 * H], s[:, 3 * H:]
+        i, f, o, g = s[:H], s[H:2 * H], s[2 * H:3 * H], s[3 * H:]
         d = dz[t]
-        di, df, do, dg = d[:, :H], d[:, H:2 * H], d[:, 2 * H:3 * H], d[:, 3 * H:]
-        # (L6) dh_t = dL/dout_t + dz_{t+1} W_hh
-        np.add(dout[t], dh_recurrent, out=dh)
+        di, df, do, dg = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
+        # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
+        np.add(upstream[t], dh_recurrent, out=dh)
         # (L5) h = o * tanh(c)
         np.multiply(dh, tanh_c[t], out=do)              # dh/do = tanh c
         np.multiply(dh, o, out=scratch)                 # dh/dtanh(c) = o
@@ -165,19 +180,20 @@ def lstm_backward(weight_ih: NDArray, weight_hh: NDArray, cache: LSTMCache, dout
         np.multiply(dc, i, out=dg)                      # dc/dg = i
         dc *= f                                         # dc/dc_prev = f: now dL/dc_{t-1} through c
         # (L3) i, f, o = sigmoid(z), g = tanh(z)
-        d[:, :3 * H] *= sigmoid_grad_from_output(s[:, :3 * H], out=sigmoid_slope)  # s (1 - s)
-        dg *= tanh_grad_from_output(g, out=scratch)                                   # 1 - g^2
-        # (L2) z_t = Z^x_t + h_{t-1} W_hh^T  =>  dL/dh_{t-1} gets dz_t W_hh (used by L6 at t-1)
-        np.matmul(d, w_hh_internal, out=dh_recurrent)
-    dz_2d = dz.reshape(T * N, 4 * H)
+        d[:3 * H] *= sigmoid_grad_from_output(s[:3 * H], out=sigmoid_slope)  # s (1 - s)
+        dg *= tanh_grad_from_output(g, out=scratch)                          # 1 - g^2
+        # (L2) z_t = Z^x_t + W_hh h_{t-1}  =>  dL/dh_{t-1} gets W_hh^T dz_t (used by L6 at t-1)
+        np.matmul(w_hh_t, d, out=dh_recurrent)
+    dz_columns = dz.transpose(1, 0, 2).reshape(4 * H, T * N)   # (4H, T*N), column block t is step t
     # (L8) dx_t = dz_t W_ih, all steps in one GEMM
-    dx = (dz_2d @ weight_ih[rows]).reshape(T, N, I)
+    dx = (dz_columns.T @ weight_ih[rows]).reshape(T, N, I)
     # (L7) weight gradients as whole-sequence GEMMs, then back to PyTorch's gate order
+    h_prev_columns = h[:T].transpose(1, 0, 2).reshape(H, T * N)
     grads = LSTMGrads(np.empty_like(weight_ih), np.empty_like(weight_hh), np.empty(4 * H, dtype=dtype))
-    grads.weight_ih[rows] = dz_2d.T @ x.reshape(T * N, I)
-    grads.weight_hh[rows] = dz_2d.T @ h[:T].reshape(T * N, H)
-    grads.bias[rows] = dz_2d.sum(axis=0)
-    return dx, dh_recurrent, dc, grads
+    grads.weight_ih[rows] = dz_columns @ x.reshape(T * N, I)
+    grads.weight_hh[rows] = dz_columns @ h_prev_columns.T
+    grads.bias[rows] = dz_columns.sum(axis=1)
+    return dx, dh_recurrent.T.copy(), dc.T.copy(), grads
 
 
 class LSTM(Module):
