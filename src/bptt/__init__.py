@@ -2,7 +2,8 @@
 
 from bptt.linear import Linear
 from bptt.losses import mse_loss
+from bptt.gradcheck import Report, gradcheck
 from bptt.lstm import LSTM
 
-__all__ = ["LSTM", "Linear", "mse_loss"]
+__all__ = ["LSTM", "Linear", "Report", "gradcheck", "mse_loss"]
 __version__ = "0.1.0"
