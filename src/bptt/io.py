@@ -1,0 +1,62 @@
+"""Checkpoints as safetensors files: plain named arrays plus string metadata, never pickle.
+
+Writes are atomic: the bytes go to a temporary file in the target's folder, are flushed to disk, and the
+file is then renamed over the target, so a crash leaves either the old checkpoint or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def save_arrays(path: str | os.PathLike, arrays: Mapping[str, NDArray],
+                metadata: Mapping[str, object] | None = None) -> Path:
+    """Save named arrays to a safetensors file; ``metadata`` values are stored as JSON strings."""
+    from safetensors.numpy import save
+
+    tensors = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
+    text = {key: json.dumps(value) for key, value in (metadata or {}).items()}
+    return atomic_write_bytes(path, save(tensors, metadata=text))
+
+
+def load_arrays(path: str | os.PathLike) -> tuple[dict[str, NDArray], dict[str, object]]:
+    """Load a safetensors file as ``(arrays, metadata)``; a missing or unreadable file raises ValueError
+    naming it."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="np") as handle:
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}
+            raw = handle.metadata() or {}
+    except Exception as error:  # OSError, or safetensors' own error for a corrupt file
+        raise ValueError(f"load_arrays: expected a readable safetensors file at {os.fspath(path)!r}, "
+                         f"got an error: {error}") from error
+    try:
+        metadata = {key: json.loads(value) for key, value in raw.items()}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"load_arrays: expected JSON metadata in {os.fspath(path)!r}, got {error}.") from error
+    return arrays, metadata

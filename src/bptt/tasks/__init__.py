@@ -1,0 +1,1 @@
+"""Training tasks, one module each: data generation and the task's own metric."""
