@@ -36,8 +36,12 @@ def check_dtype(where: str, dtype: object) -> np.dtype:
 
 def resolve_rng(where: str, rng: object) -> np.random.Generator:
     """An int seed, a Generator or None (fresh OS entropy) becomes a Generator."""
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"{where}: expected a non-negative int seed, got {rng}.")
+        return np.random.default_rng(int(rng))
+    if rng is None:
+        return np.random.default_rng()
     if isinstance(rng, np.random.Generator):
         return rng
     raise TypeError(f"{where}: expected rng to be an int seed or a numpy.random.Generator, got {type(rng).__name__}.")
@@ -68,7 +72,7 @@ def format_shape(shape: Sequence[int | str | None]) -> str:
 
 def check_shape(where: str, name: str, array: NDArray, expected: Sequence[int | None], hint: str = "") -> None:
     """Raise unless ``array.shape`` matches ``expected`` (``None`` matches any size)."""
-    ok = array.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, array.shape))
+    ok = array.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, array.shape, strict=True))
     if not ok:
         message = f"{where}: expected {name} of shape {format_shape(expected)}, got {format_shape(array.shape)}."
         raise ValueError(message + (" " + hint if hint else ""))

@@ -22,8 +22,11 @@ Backward, from the loss gradient :math:`\partial L/\partial h_t` that reaches ea
     \text{(L8)}\quad & \delta x_t = \delta z_t W_{ih}
 
 Layout. Parameters are stored exactly as PyTorch stores them (gate rows i, f, g, o). Inside the passes the
-rows are reordered to i, f, o, g so that the three sigmoid gates form one contiguous block of the
-``(N, 4H)`` gate buffer and are activated by one call; gradients are reordered back before they leave.
+rows are reordered to i, f, o, g and everything recurrent is feature-major: the gate buffer of a step is
+``(4H, N)``, states are ``(H, N)``. Each gate, and the block of the three sigmoid gates, is then one
+contiguous run of rows, so every per-step operation reads and writes contiguous memory. The sigmoid rows of
+the weights are halved (exact) so that one ``tanh`` call activates all four gates, with
+:math:`\sigma(z) = (1 + \tanh(z/2))/2`. Gradients are reordered back before they leave.
 """
 
 from __future__ import annotations
@@ -128,7 +131,7 @@ def lstm_forward(weight_ih: NDArray, weight_hh: NDArray, bias: NDArray | None,
         c[t + 1] += input_times_candidate
         np.tanh(c[t + 1], out=tanh_c[t])                    # (L5) h = o tanh(c)
         np.multiply(o, tanh_c[t], out=h[t + 1])
-    out = np.ascontiguousarray(h[1:].transpose(0, 2, 1))
+    out = h[1:].transpose(0, 2, 1).copy()                 # always a copy: the caller may write to it
     return out, h[T].T.copy(), c[T].T.copy(), LSTMCache(x, h, c, gates, tanh_c)
 
 
@@ -261,8 +264,9 @@ class LSTM(Module):
             return None
         return self.params[f"bias_ih_l{k}"] + self.params[f"bias_hh_l{k}"]
 
-    def _to_time_major(self, where: str, name: str, value: object, features: int) -> NDArray:
-        """Validate a sequence (x or dout) and return it as (T, N, features), time-major."""
+    def _to_time_major(self, where: str, name: str, value: object, features: int) -> tuple[NDArray, bool]:
+        """Validate a sequence (x or dout); return it as a (T, N, features) time-major array, and whether it
+        was batched."""
         array = as_float_array(where, name, value, self.dtype)
         layout = "(N, T, {})" if self.batch_first else "(T, N, {})"
         if array.ndim not in (2, 3):
@@ -273,55 +277,53 @@ class LSTM(Module):
         hint = "" if array.ndim == 2 or self.batch_first else "For batch-first data pass batch_first=True."
         check_shape(where, name, array, expected, hint)
         if array.ndim == 2:
-            return array[:, None, :]
-        return np.ascontiguousarray(array.swapaxes(0, 1)) if self.batch_first else array
+            return array[:, None, :], False
+        return (np.ascontiguousarray(array.swapaxes(0, 1)) if self.batch_first else array), True
 
-    def _states(self, where: str, names: tuple[str, str], value: object, batch: int) -> list[NDArray]:
+    def _states(self, where: str, names: tuple[str, str], value: object, batch: int,
+                batched: bool) -> list[NDArray]:
         """Validate an (h, c) pair and return both as (L, N, H) arrays."""
         if not isinstance(value, (tuple, list)) or len(value) != 2:
             raise TypeError(f"{where}: expected a pair ({names[0]}, {names[1]}), got {type(value).__name__}.")
         L, H = self.num_layers, self.hidden_size
-        shape = (L, batch, H) if self._batched else (L, H)
+        shape = (L, batch, H) if batched else (L, H)
         states = []
-        for name, state in zip(names, value):
+        for name, state in zip(names, value, strict=True):
             array = as_float_array(where, name, state, self.dtype)
             check_shape(where, name, array, shape)
             states.append(array.reshape(L, batch, H))
         return states
 
+    def _from_time_major(self, seq: NDArray, batched: bool) -> NDArray:
+        if not batched:
+            return seq[:, 0, :]
+        return np.ascontiguousarray(seq.swapaxes(0, 1)) if self.batch_first else seq
+
     def forward(self, x: object, hx: tuple[object, object] | None = None) -> tuple[NDArray, tuple[NDArray, NDArray]]:
         """Run all layers over ``x``; returns ``out, (h_n, c_n)`` as ``torch.nn.LSTM`` does."""
         where = "LSTM.forward"
-        array = np.asarray(x)
-        self._batched = array.ndim != 2
-        seq = self._to_time_major(where, "x", x, self.input_size)
+        seq, batched = self._to_time_major(where, "x", x, self.input_size)
         T, N, _ = seq.shape
         L, H = self.num_layers, self.hidden_size
         if hx is None:
             h0 = c0 = np.zeros((L, N, H), dtype=self.dtype)
         else:
-            h0, c0 = self._states(where, ("h0", "c0"), hx, N)
+            h0, c0 = self._states(where, ("h0", "c0"), hx, N, batched)
         h_n = np.empty((L, N, H), dtype=self.dtype)
         c_n = np.empty((L, N, H), dtype=self.dtype)
         caches = []
         layer_input = seq
         for k in range(L):
-            out, h_n[k], c_n[k], cache = lstm_forward(self.params[f"weight_ih_l{k}"], self.params[f"weight_hh_l{k}"],
-                                                      self._layer_bias(k), layer_input, h0[k], c0[k])
+            layer_input, h_n[k], c_n[k], cache = lstm_forward(
+                self.params[f"weight_ih_l{k}"], self.params[f"weight_hh_l{k}"], self._layer_bias(k),
+                layer_input, h0[k], c0[k])
             caches.append(cache)
-            layer_input = out
-        self._caches = caches
-        return self._from_time_major(layer_input.copy()), self._state_shape(h_n, c_n)
+        self._caches, self._batched = caches, batched
+        states = (h_n, c_n) if batched else (h_n[:, 0, :], c_n[:, 0, :])
+        return self._from_time_major(layer_input, batched), states
 
-    def _from_time_major(self, seq: NDArray) -> NDArray:
-        if not self._batched:
-            return seq[:, 0, :]
-        return np.ascontiguousarray(seq.swapaxes(0, 1)) if self.batch_first else seq
-
-    def _state_shape(self, h: NDArray, c: NDArray) -> tuple[NDArray, NDArray]:
-        return (h, c) if self._batched else (h[:, 0, :], c[:, 0, :])
-
-    def backward(self, dout: object, dhx: tuple[object, object] | None = None) -> tuple[NDArray, tuple[NDArray, NDArray]]:
+    def backward(self, dout: object,
+                 dhx: tuple[object, object] | None = None) -> tuple[NDArray, tuple[NDArray, NDArray]]:
         """BPTT through the most recent forward pass.
 
         ``dout`` has the shape of ``out``; ``dhx = (dh_n, dc_n)`` the shape of the final states (zeros when
@@ -332,15 +334,15 @@ class LSTM(Module):
             raise ValueError(f"{where}: expected a forward pass first, got none.")
         T, N, _ = self._caches[0].x.shape
         L, H = self.num_layers, self.hidden_size
-        expected = (T, N, H) if not self.batch_first else (N, T, H)
-        expected = expected if self._batched else (T, H)
-        array = as_float_array(where, "dout", dout, self.dtype)
-        check_shape(where, "dout", array, expected, "dout must have the shape of the forward output.")
-        upstream = self._to_time_major(where, "dout", array, H)
+        batched = self._batched
+        expected = ((N, T, H) if self.batch_first else (T, N, H)) if batched else (T, H)
+        dout_array = np.asarray(dout)
+        check_shape(where, "dout", dout_array, expected, "dout must have the shape of the forward output.")
+        upstream, _ = self._to_time_major(where, "dout", dout_array, H)
         if dhx is None:
             dh_n = dc_n = np.zeros((L, N, H), dtype=self.dtype)
         else:
-            dh_n, dc_n = self._states(where, ("dh_n", "dc_n"), dhx, N)
+            dh_n, dc_n = self._states(where, ("dh_n", "dc_n"), dhx, N, batched)
         dh0 = np.empty((L, N, H), dtype=self.dtype)
         dc0 = np.empty((L, N, H), dtype=self.dtype)
         for k in range(L - 1, -1, -1):
@@ -352,4 +354,5 @@ class LSTM(Module):
             if self.bias:
                 self.grads[f"bias_ih_l{k}"] += grads.bias
                 self.grads[f"bias_hh_l{k}"] += grads.bias
-        return self._from_time_major(upstream), self._state_shape(dh0, dc0)
+        states = (dh0, dc0) if batched else (dh0[:, 0, :], dc0[:, 0, :])
+        return self._from_time_major(upstream, batched), states
