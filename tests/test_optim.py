@@ -59,10 +59,10 @@ def test_clip_grad_norm_matches_closed_form_and_torch():
     returned = clip_grad_norm(grads, 0.5)
     assert returned == pytest.approx(total, rel=1e-15)
     tensors = [torch.tensor(v, requires_grad=True) for v in arrays.values()]
-    for tensor, value in zip(tensors, arrays.values()):
+    for tensor, value in zip(tensors, arrays.values(), strict=True):
         tensor.grad = torch.tensor(value)
     torch.nn.utils.clip_grad_norm_(tensors, 0.5)
-    for tensor, name in zip(tensors, arrays):
+    for tensor, name in zip(tensors, arrays, strict=True):
         np.testing.assert_allclose(grads[name], tensor.grad.numpy(), rtol=1e-14)
     new_total = math.sqrt(sum(float(np.sum(v**2)) for v in grads.values()))
     assert new_total == pytest.approx(0.5, rel=1e-5)

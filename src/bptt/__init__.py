@@ -1,8 +1,8 @@
 """bptt: recurrent networks in NumPy with hand-derived backpropagation through time."""
 
+from bptt.gradcheck import Report, gradcheck
 from bptt.linear import Linear
 from bptt.losses import mse_loss
-from bptt.gradcheck import Report, gradcheck
 from bptt.lstm import LSTM
 
 __all__ = ["LSTM", "Linear", "Report", "gradcheck", "mse_loss"]

@@ -14,7 +14,7 @@ from bptt import __version__
 from bptt.io import save_arrays
 from bptt.models import SequenceRegressor
 from bptt.tasks.sine import SineTask
-from bptt.train import History, NonFiniteError, TrainConfig, evaluate, fit
+from bptt.train import History, NonFiniteError, TrainConfig, fit
 
 TASKS = {"sine": SineTask}
 _DEFAULTS = TrainConfig()
@@ -58,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _write_metrics(path: Path, history: History) -> None:
-    test_at = dict(zip(history.eval_step, history.test_mse))
+    test_at = dict(zip(history.eval_step, history.test_mse, strict=True))
     with path.open("w") as handle:
-        for step, loss, norm, lr in zip(history.step, history.loss, history.grad_norm, history.lr):
+        for step, loss, norm, lr in zip(history.step, history.loss, history.grad_norm, history.lr, strict=True):
             row = {"step": step, "loss": loss, "grad_norm": norm, "lr": lr}
             if step in test_at:
                 row["test_mse"] = test_at[step]
