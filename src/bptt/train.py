@@ -4,7 +4,6 @@ periodic evaluation on held-out data, and a history of every step."""
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -93,10 +92,3 @@ def fit(model: Module, task, config: TrainConfig, seed: int,
             if on_log is not None:
                 on_log(step, history)
     return history
-
-
-def timed_fit(model: Module, task, config: TrainConfig, seed: int, on_log=None) -> tuple[History, float]:
-    """:func:`fit` and the wall-clock seconds it took."""
-    start = time.perf_counter()
-    history = fit(model, task, config, seed, on_log)
-    return history, time.perf_counter() - start
