@@ -333,9 +333,11 @@ def benchmark(config: tuple[int, int, int, int], dtype: str, args: argparse.Name
     bptt_s = statistics.median(times["bptt"])
     torch_s = statistics.median(times["torch"])
     # Ratio: median over blocks of the paired ratio bptt_k / torch_k (adjacent blocks share the drift).
-    ratio = statistics.median(b / t for b, t in zip(times["bptt"], times["torch"], strict=True))
+    ratios = [b / t for b, t in zip(times["bptt"], times["torch"], strict=True)]
+    ratio = statistics.median(ratios)
     return {"T": T, "N": N, "I": I, "H": H, "layers": 1, "dtype": dtype,
             "bptt_ms": bptt_s * 1e3, "torch_ms": torch_s * 1e3, "ratio_bptt_over_torch": ratio,
+            "ratio_min": min(ratios), "ratio_max": max(ratios), "ratio_of_medians": bptt_s / torch_s,
             "bptt_gflops": flops / bptt_s / 1e9, "torch_gflops": flops / torch_s / 1e9, "flops": flops,
             "blocks": args.blocks, "repeats": repeats,
             "bptt_block_ms": [t * 1e3 for t in times["bptt"]],
@@ -346,14 +348,16 @@ def benchmark(config: tuple[int, int, int, int], dtype: str, args: argparse.Name
 
 def print_table(rows: list[dict]) -> None:
     header = (f"{'config (T,N,I,H)':<20} {'dtype':<8} {'bptt ms':>10} {'torch ms':>10} "
-              f"{'bptt/torch':>10} {'bptt GFLOP/s':>13} {'max rel err':>12} {'other CPU':>9}")
+              f"{'bptt/torch':>10} {'(min-max)':>11} {'bptt GFLOP/s':>13} {'max rel err':>12} "
+              f"{'other CPU':>9}")
     print(header)
     print("-" * len(header))
     for r in rows:
         config = f"{r['T']},{r['N']},{r['I']},{r['H']}"
+        spread = f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}"
         print(f"{config:<20} {r['dtype']:<8} {r['bptt_ms']:>10.3f} {r['torch_ms']:>10.3f} "
-              f"{r['ratio_bptt_over_torch']:>10.2f} {r['bptt_gflops']:>13.2f} {r['max_rel_err']:>12.1e} "
-              f"{100 * r['foreign_cpu_fraction']:>8.0f}%")
+              f"{r['ratio_bptt_over_torch']:>10.2f} {spread:>11} {r['bptt_gflops']:>13.2f} "
+              f"{r['max_rel_err']:>12.1e} {100 * r['foreign_cpu_fraction']:>8.0f}%")
     loaded = [r for r in rows if r["foreign_cpu_fraction"] > FOREIGN_WARN]
     if loaded:
         print(f"WARNING: other processes used more than {100 * FOREIGN_WARN:.0f}% of the CPUs while "
@@ -367,8 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     env = environment_report()
     print(f"\nblocks={args.blocks} per implementation, interleaved bptt/torch, pause {PAUSE_S} s + 1 warm-up "
           f"call before each block, each block >= {args.min_block_ms:g} ms; times are medians over blocks, "
-          f"ratio is the median of paired block ratios; 'other CPU' is the share of the machine that other "
-          f"processes used during timed blocks; FLOPs = 24*T*N*H*(I+H); 1 layer\n")
+          f"ratio is the median (min-max) of the paired block ratios bptt_k/torch_k; 'other CPU' is the "
+          f"share of the machine that other processes used during timed blocks; FLOPs = 24*T*N*H*(I+H); "
+          f"1 layer\n")
     rows = []
     started = time.perf_counter()
     for config in args.configs:
