@@ -143,3 +143,27 @@ def test_evaluations_are_counted():
                        {"a": np.ones((2, 3)), "b": np.ones(4)}, loss=10.0)
     assert report.ok
     assert report.evaluations == 1 + 2 * (6 + 4)
+
+
+def test_a_planted_bug_in_the_lstm_backward_is_caught(monkeypatch):
+    """A wrong local derivative inside lstm_backward (tanh' = 1 - t instead of 1 - t^2 for the candidate
+    gate) corrupts the gradients of everything upstream of the candidate, and the check fails."""
+    import bptt.lstm
+
+    monkeypatch.setattr(bptt.lstm, "tanh_grad_from_output", lambda t, out=None: np.subtract(1.0, t, out=out))
+    f, params, grads, loss = lstm_problem(4, L=1)
+    report = gradcheck(f, params, grads, loss=loss)
+    assert not report.ok
+    assert {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "x"} <= set(report.failed)
+
+
+def test_a_non_finite_loss_fails_the_check():
+    params = {"w": np.array([0.0, 1.0])}
+
+    def f(p):
+        return float(np.sqrt(p["w"][0]) + p["w"][1])  # sqrt of a negative perturbation is NaN
+
+    with np.errstate(invalid="ignore"):
+        report = gradcheck(f, params, {"w": np.array([0.0, 1.0])})
+    assert report.failed == ["w"]
+    assert report.rows[0].worst_index == (0,)

@@ -178,7 +178,7 @@ def _check_tensor(f: Callable[[dict[str, NDArray]], float], params: Mapping[str,
     abs_error = np.abs(analytic - numeric)
     scale = np.maximum(np.abs(analytic), np.abs(numeric))
     rel_error = abs_error / np.maximum(scale, report.atol / report.rtol)
-    failures = int(np.count_nonzero(abs_error > report.atol + report.rtol * scale))
-    worst = np.unravel_index(int(np.argmax(rel_error)), param.shape)
+    failures = int(np.count_nonzero(~(abs_error <= report.atol + report.rtol * scale)))  # NaN fails too
+    worst = np.unravel_index(int(np.argmax(np.nan_to_num(rel_error, nan=np.inf))), param.shape)
     return TensorResult(name, tuple(param.shape), float(abs_error.max()), float(rel_error.max()),
                         tuple(int(k) for k in worst), float(analytic[worst]), float(numeric[worst]), failures)
