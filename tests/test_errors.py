@@ -13,7 +13,7 @@ import pytest
 
 from bptt import LSTM, Linear, mse_loss
 
-I, H, L, T, N = 3, 4, 2, 5, 2  # noqa: E741 - the house letter legend
+I, H, L, T, N = 3, 4, 2, 5, 2
 
 
 def lstm(**kwargs) -> LSTM:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lstm_cases import lstm_cases, user_shapes
 
 from bptt import LSTM, Linear, mse_loss
 
@@ -42,24 +43,7 @@ def to_numpy(tensor) -> np.ndarray:
 # LSTM: one random case, run through bptt and torch
 # ---------------------------------------------------------------------------------------------------------
 
-@st.composite
-def lstm_cases(draw) -> dict:
-    return {
-        "T": draw(st.integers(1, 8)),
-        "N": draw(st.integers(1, 4)),
-        "I": draw(st.integers(1, 6)),
-        "H": draw(st.integers(1, 6)),
-        "L": draw(st.integers(1, 3)),
-        "bias": draw(st.booleans()),
-        "batch_first": draw(st.booleans()),
-        "unbatched": draw(st.booleans()),
-        "with_hx": draw(st.booleans()),
-        "with_dhx": draw(st.booleans()),
-        "seed": draw(st.integers(0, 2**32 - 1)),
-    }
-
-
-def param_shapes(I: int, H: int, L: int, bias: bool) -> dict[str, tuple[int, ...]]:  # noqa: E741
+def param_shapes(I: int, H: int, L: int, bias: bool) -> dict[str, tuple[int, ...]]:
     """PyTorch's parameter names and shapes, in its state-dict order."""
     shapes: dict[str, tuple[int, ...]] = {}
     for k in range(L):
@@ -74,13 +58,8 @@ def param_shapes(I: int, H: int, L: int, bias: bool) -> dict[str, tuple[int, ...
 def make_arrays(case: dict, dtype: np.dtype) -> dict:
     """Random weights, inputs, states and upstream gradients in the user-facing layout of ``case``."""
     rng = np.random.default_rng(case["seed"])
-    T, N, I, H, L = case["T"], case["N"], case["I"], case["H"], case["L"]  # noqa: E741
-    if case["unbatched"]:
-        x_shape, state_shape, out_shape = (T, I), (L, H), (T, H)
-    elif case["batch_first"]:
-        x_shape, state_shape, out_shape = (N, T, I), (L, N, H), (N, T, H)
-    else:
-        x_shape, state_shape, out_shape = (T, N, I), (L, N, H), (T, N, H)
+    I, H, L = case["I"], case["H"], case["L"]
+    x_shape, state_shape, out_shape = user_shapes(case)
 
     def draw(shape):
         return rng.standard_normal(shape).astype(dtype)
