@@ -109,14 +109,16 @@ def train_command(args: argparse.Namespace) -> int:
         bar = progress.add_task("train", total=config.steps)
 
         def log(step: int, history: History) -> None:
-            elapsed = time.perf_counter() - start
             progress.update(bar, completed=step)
+            if history.eval_step[-1:] != [step]:
+                return
+            elapsed = time.perf_counter() - start
             progress.console.print(
                 f"step {step:>5} | loss {history.loss[-1]:.2e} | test-mse {history.test_mse[-1]:.2e} | "
                 f"grad-norm {history.grad_norm[-1]:.3g} | {1e3 * elapsed / step:.2f} ms/step | {elapsed:.1f} s")
 
         try:
-            history = fit(model, task, config, args.seed, on_log=log)
+            history = fit(model, task, config, args.seed, on_step=log)
         except NonFiniteError as error:
             progress.stop()
             console.print(f"error: {error}")

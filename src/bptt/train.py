@@ -61,11 +61,12 @@ def evaluate(model: Module, task, data: tuple[np.ndarray, np.ndarray]) -> float:
 
 
 def fit(model: Module, task, config: TrainConfig, seed: int,
-        on_log: Callable[[int, History], None] | None = None) -> History:
+        on_step: Callable[[int, History], None] | None = None) -> History:
     """Train ``model`` on ``task`` in place; deterministic for a given ``seed``.
 
     Batches are drawn from one stream of the seed and the held-out set from another, so the test phases
-    are never trained on. ``on_log(step, history)`` is called after each evaluation.
+    are never trained on. ``on_step(step, history)`` is called after every step (after the evaluation, on
+    evaluation steps).
     """
     train_stream, test_stream = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     held_out = task.sample(test_stream, config.eval_batch, model.dtype)
@@ -89,6 +90,6 @@ def fit(model: Module, task, config: TrainConfig, seed: int,
         if step % config.eval_every == 0 or step == config.steps:
             history.eval_step.append(step)
             history.test_mse.append(evaluate(model, task, held_out))
-            if on_log is not None:
-                on_log(step, history)
+        if on_step is not None:
+            on_step(step, history)
     return history
