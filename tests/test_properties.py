@@ -278,3 +278,16 @@ def test_init_is_uniform_within_one_over_sqrt_hidden(dtype):
             assert np.all(np.abs(counts / value.size - 0.1) < 0.01), f"{name} histogram {counts}"
             assert abs(value.mean()) < 0.02 * bound, name
             assert abs(value.std() - bound / np.sqrt(3)) < 0.02 * bound, name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lstm_saturated_gates_stay_finite_without_warnings(dtype):
+    """Pre-activations of +-1e3 and beyond: no overflow warning (warnings are errors here), finite values,
+    gates exactly at 0 or 1, and finite gradients."""
+    layer = LSTM(2, 3, rng=0, dtype=dtype)
+    x = np.array([[[1e3, -1e3]], [[-1e4, 1e4]], [[1e5, 1e5]]], dtype=dtype)
+    out, (h_n, c_n) = layer(x)
+    dx, (dh0, dc0) = layer.backward(np.random.default_rng(1).normal(size=out.shape).astype(dtype))
+    for value in (out, h_n, c_n, dx, dh0, dc0, *layer.grads.values()):
+        assert np.isfinite(value).all()
+    assert np.all(np.abs(out) <= 1)
