@@ -1,4 +1,4 @@
-"""The ``bptt`` command line: ``bptt train sine``."""
+"""The ``bptt`` command line: ``bptt train sine``, ``bptt gradcheck lstm``."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import numpy as np
 
 from bptt import __version__
 from bptt.io import save_arrays
+from bptt.layercheck import check_layer
+from bptt.lstm import LSTM
 from bptt.models import SequenceRegressor
 from bptt.tasks.sine import SineTask
 from bptt.train import History, NonFiniteError, TrainConfig, fit
 
 TASKS = {"sine": SineTask}
+LAYERS = {"lstm": LSTM}
 _DEFAULTS = TrainConfig()
 
 
@@ -54,6 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     output = train.add_argument_group("output")
     output.add_argument("--out", type=Path, default=Path("runs/sine"), help="output folder (default runs/sine)")
     output.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+
+    check = verbs.add_parser("gradcheck", help="check a layer's hand-derived gradients against central differences")
+    check.add_argument("layer", choices=sorted(LAYERS), help="the layer family to check")
+    shape = check.add_argument_group("model")
+    shape.add_argument("--input-size", type=_positive_int, default=3, help="I (default 3)")
+    shape.add_argument("--hidden-size", type=_positive_int, default=4, help="H (default 4)")
+    shape.add_argument("--num-layers", type=_positive_int, default=1, help="stacked layers (default 1)")
+    shape.add_argument("--seq-len", type=_positive_int, default=5, help="T, time steps (default 5)")
+    shape.add_argument("--batch", type=_positive_int, default=2, help="N, sequences (default 2)")
+    how = check.add_argument_group("check")
+    how.add_argument("--mode", choices=["full", "sample", "fast"], default="full",
+                     help="every entry, random samples per tensor, or one directional derivative (default full)")
+    how.add_argument("--samples", type=_positive_int, default=None, help="entries per tensor in sample mode")
+    how.add_argument("--seed", type=int, default=0, help="seed of weights, inputs and upstream gradients (default 0)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON on the last line of stdout")
     return parser
 
 
@@ -142,12 +160,26 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def gradcheck_command(args: argparse.Namespace) -> int:
+    """Check a random layer of the family in float64; exit 1 when the check fails."""
+    rng = np.random.default_rng(args.seed)
+    layer = LAYERS[args.layer](args.input_size, args.hidden_size, args.num_layers, rng=rng)
+    x = rng.standard_normal((args.seq_len, args.batch, args.input_size))
+    print(f"bptt gradcheck {args.layer} | input-size {args.input_size} | hidden-size {args.hidden_size} | "
+          f"num-layers {args.num_layers} | seq-len {args.seq_len} | batch {args.batch} | mode {args.mode} | "
+          f"seed {args.seed}")
+    report = check_layer(layer, x, mode=args.mode, samples=args.samples, seed=args.seed)
+    print(report)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bptt`` and ``python -m bptt``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.verb == "train":
-        return train_command(args)
-    return 2  # pragma: no cover - argparse rejects unknown verbs
+    commands = {"train": train_command, "gradcheck": gradcheck_command}
+    return commands[args.verb](args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,6 +43,11 @@ class Linear(Module):
         self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
         self._x: NDArray | None = None
 
+    def config(self) -> dict:
+        """The constructor's arguments (without ``rng``)."""
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias,
+                "dtype": self.dtype}
+
     def forward(self, x: object) -> NDArray:
         x = as_float_array("Linear.forward", "x", x, self.dtype)
         if x.ndim == 0:

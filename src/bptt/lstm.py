@@ -255,6 +255,11 @@ class LSTM(Module):
         self._caches: list[LSTMCache] | None = None
         self._batched = True
 
+    def config(self) -> dict:
+        """The constructor's arguments (without ``rng``): ``LSTM(**lstm.config())`` builds the same shape."""
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                "bias": self.bias, "batch_first": self.batch_first, "dtype": self.dtype}
+
     def __repr__(self) -> str:
         return (f"LSTM({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
                 f"batch_first={self.batch_first}, dtype={self.dtype})")

@@ -26,6 +26,10 @@ class Module:
     def forward(self, *args, **kwargs):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
+    def config(self) -> dict:  # pragma: no cover - every subclass defines it
+        """The constructor's arguments (without ``rng``), so that ``type(m)(**m.config())`` builds a twin."""
+        raise NotImplementedError
+
     def zero_grad(self) -> None:
         """Reset every accumulated gradient to zero."""
         for grad in self.grads.values():
