@@ -9,7 +9,8 @@ Forward equations, one layer, step :math:`t = 1..T` (``docs/lstm.md`` derives ev
     \text{(L2)}\quad & z_t = Z^x_t + h_{t-1} W_{hh}^\top && \text{pre-activations, } (N, 4H) \\
     \text{(L3)}\quad & i, f, o = \sigma(z^i_t), \sigma(z^f_t), \sigma(z^o_t);\;\; g = \tanh(z^g_t) \\
     \text{(L4)}\quad & c_t = f \odot c_{t-1} + i \odot g \\
-    \text{(L5)}\quad & h_t = o \odot \tanh(c_t)
+    \text{(L5)}\quad & m_t = o \odot \tanh(c_t),\;\; h_t = m_t \\
+    \text{(L9)}\quad & h_t = W_{hr}\, m_t && \text{instead, with } \mathrm{proj\_size} = P > 0
 
 Backward, from the loss gradient :math:`\partial L/\partial h_t` that reaches each output:
 
@@ -20,6 +21,9 @@ Backward, from the loss gradient :math:`\partial L/\partial h_t` that reaches ea
     \text{(L7)}\quad & \delta W_{ih} = \textstyle\sum_t \delta z_t^\top x_t,\;
         \delta W_{hh} = \sum_t \delta z_t^\top h_{t-1},\; \delta b = \sum_t \mathbf{1}^\top \delta z_t \\
     \text{(L8)}\quad & \delta x_t = \delta z_t W_{ih}
+
+Padded steps of variable-length batches (``inactive``) keep the state: :math:`h_t = h_{t-1}`,
+:math:`c_t = c_{t-1}`, and their gradients pass straight through (see :mod:`bptt.recurrent`).
 
 Layout. Parameters are stored exactly as PyTorch stores them (gate rows i, f, g, o). Inside the passes the
 rows are reordered to i, f, o, g and everything recurrent is feature-major: the gate buffer of a step is
@@ -36,9 +40,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from bptt._validation import as_float_array, check_dtype, check_positive_int, check_shape, resolve_rng
 from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.module import Module
+from bptt.recurrent import Family, RecurrentLayer, freeze_inactive, inactive_at, project_inputs, step_columns
 
 
 class LSTMCache(NamedTuple):
@@ -47,19 +50,12 @@ class LSTMCache(NamedTuple):
     Everything recurrent is stored feature-major, ``(.., features, N)``, so that every per-step operand
     is one contiguous block: a gate is a run of H rows of the ``(4H, N)`` gate buffer."""
 
-    x: NDArray       # (T, N, I)   layer input, as given (time-major, row-major)
-    h: NDArray       # (T+1, H, N) h[0] = h0, h[t] = hidden state after step t
-    c: NDArray       # (T+1, H, N) c[0] = c0
-    gates: NDArray   # (T, 4H, N)  activated gates in the internal order i, f, o, g
-    tanh_c: NDArray  # (T, H, N)   tanh(c[t+1])
-
-
-class LSTMGrads(NamedTuple):
-    """Parameter gradients of one layer, in PyTorch's layout (gate rows i, f, g, o)."""
-
-    weight_ih: NDArray  # (4H, I)
-    weight_hh: NDArray  # (4H, H)
-    bias: NDArray       # (4H,)   the gradient of b_ih, and equally of b_hh
+    x: NDArray                # (T, N, I)   layer input, as given (time-major, row-major)
+    h: NDArray                # (T+1, S, N) h[0] = h0, h[t] = hidden state after step t (S = P or H)
+    c: NDArray                # (T+1, H, N) c[0] = c0
+    gates: NDArray            # (T, 4H, N)  activated gates in the internal order i, f, o, g
+    tanh_c: NDArray           # (T, H, N)   tanh(c[t+1])
+    inactive: NDArray | None  # (T, N)      True at padded steps
 
 
 def internal_gate_rows(hidden_size: int) -> NDArray:
@@ -76,47 +72,46 @@ def _halve_sigmoid_rows(rows: NDArray, hidden_size: int) -> NDArray:
     return rows
 
 
-def lstm_forward(weight_ih: NDArray, weight_hh: NDArray, bias: NDArray | None,
-                 x: NDArray, h0: NDArray, c0: NDArray) -> tuple[NDArray, NDArray, NDArray, LSTMCache]:
-    r"""Run one LSTM layer over a whole sequence.
+def _combined_bias(weights: dict[str, NDArray]) -> NDArray | None:
+    """b_ih + b_hh: the two biases only ever enter as their sum."""
+    return weights["bias_ih"] + weights["bias_hh"] if "bias_ih" in weights else None
+
+
+def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray, NDArray],
+                 inactive: NDArray | None = None) -> tuple[NDArray, tuple[NDArray, NDArray], LSTMCache]:
+    r"""Run one LSTM layer, one direction, over a whole sequence.
 
     Parameters
     ----------
-    weight_ih : (4H, I) array, PyTorch gate order i, f, g, o.
-    weight_hh : (4H, H) array.
-    bias : (4H,) array :math:`b_{ih} + b_{hh}`, or None.
+    weights : ``weight_ih (4H, I)``, ``weight_hh (4H, S)``, optionally ``bias_ih, bias_hh (4H,)`` and
+        ``weight_hr (P, H)``; PyTorch gate order i, f, g, o.
     x : (T, N, I) C-contiguous array in the working dtype.
-    h0, c0 : (N, H) initial states.
+    states : ``(h0 (N, S), c0 (N, H))``.
+    inactive : (T, N) True at padded steps (their state is kept), or None.
 
     Returns
     -------
-    out : (T, N, H) hidden states of every step.
-    h_n, c_n : (N, H) final states.
-    cache : LSTMCache for :func:`lstm_backward`.
+    out : (T, N, S) hidden states of every step; ``(h_n, c_n)``; cache : LSTMCache for :func:`lstm_backward`.
     """
-    T, N, I = x.shape
-    H = weight_hh.shape[1]
+    T, N, _ = x.shape
+    weight_hh, weight_hr = weights["weight_hh"], weights.get("weight_hr")
+    H, S = weight_hh.shape[0] // 4, weight_hh.shape[1]
     rows = internal_gate_rows(H)
     dtype = x.dtype
-    w_ih = _halve_sigmoid_rows(weight_ih[rows], H)          # (4H, I)
-    w_hh = _halve_sigmoid_rows(weight_hh[rows], H)          # (4H, H)
-    # (L1) Z^x = X W_ih^T + b for all steps in one GEMM, as a (4H, T*N) matrix whose column block t is
-    # step t. With I = 1 a GEMM of inner size 1 is slow; an outer product computes the same numbers.
-    x_columns = x.reshape(T * N, I).T                       # (I, T*N), a view
-    if I == 1:
-        projection = np.multiply(w_ih, x_columns)
-    else:
-        projection = w_ih @ x_columns
-    if bias is not None:
-        projection += _halve_sigmoid_rows(bias[rows], H)[:, None]
+    bias = _combined_bias(weights)
+    w_hh = _halve_sigmoid_rows(weight_hh[rows], H)                       # (4H, S)
+    # (L1) Z^x = W_ih x_t + b for all steps in one GEMM, column block t = step t
+    projection = project_inputs(_halve_sigmoid_rows(weights["weight_ih"][rows], H), x,
+                                None if bias is None else _halve_sigmoid_rows(bias[rows], H))
     gates = np.empty((T, 4 * H, N), dtype=dtype)
-    h = np.empty((T + 1, H, N), dtype=dtype)
+    h = np.empty((T + 1, S, N), dtype=dtype)
     c = np.empty((T + 1, H, N), dtype=dtype)
     tanh_c = np.empty((T, H, N), dtype=dtype)
-    h[0] = h0.T
-    c[0] = c0.T
+    h[0] = states[0].T
+    c[0] = states[1].T
     recurrent = np.empty((4 * H, N), dtype=dtype)
     input_times_candidate = np.empty((H, N), dtype=dtype)
+    output = np.empty((H, N), dtype=dtype) if weight_hr is not None else None
     for t in range(T):
         z = gates[t]
         np.matmul(w_hh, h[t], out=recurrent)                # (L2) z_t = Z^x_t + W_hh h_{t-1}
@@ -129,54 +124,70 @@ def lstm_forward(weight_ih: NDArray, weight_hh: NDArray, bias: NDArray | None,
         np.multiply(f, c[t], out=c[t + 1])                  # (L4) c = f c_prev + i g
         np.multiply(i, g, out=input_times_candidate)
         c[t + 1] += input_times_candidate
-        np.tanh(c[t + 1], out=tanh_c[t])                    # (L5) h = o tanh(c)
-        np.multiply(o, tanh_c[t], out=h[t + 1])
-    out = h[1:].transpose(0, 2, 1).copy()                 # always a copy: the caller may write to it
-    return out, h[T].T.copy(), c[T].T.copy(), LSTMCache(x, h, c, gates, tanh_c)
+        np.tanh(c[t + 1], out=tanh_c[t])                    # (L5) m = o tanh(c)
+        if output is None:
+            np.multiply(o, tanh_c[t], out=h[t + 1])         # (L5) h = m
+        else:
+            np.multiply(o, tanh_c[t], out=output)
+            np.matmul(weight_hr, output, out=h[t + 1])      # (L9) h = W_hr m
+        frozen = inactive_at(inactive, t)
+        freeze_inactive(c[t + 1], c[t], frozen)
+        freeze_inactive(h[t + 1], h[t], frozen)
+    out = h[1:].transpose(0, 2, 1).copy()                   # always a copy: the caller may write to it
+    return out, (h[T].T.copy(), c[T].T.copy()), LSTMCache(x, h, c, gates, tanh_c, inactive)
 
 
-def lstm_backward(weight_ih: NDArray, weight_hh: NDArray, cache: LSTMCache, dout: NDArray,
-                  dh_n: NDArray, dc_n: NDArray) -> tuple[NDArray, NDArray, NDArray, LSTMGrads]:
-    r"""Backpropagation through time for one layer; the cache is only read.
+def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
+                  dstates: tuple[NDArray, NDArray]) -> tuple[NDArray, tuple[NDArray, NDArray], dict[str, NDArray]]:
+    r"""Backpropagation through time for one layer, one direction; the cache is only read.
 
     Parameters
     ----------
-    weight_ih, weight_hh : the weights of the forward pass, PyTorch layout.
+    weights : the weights of the forward pass, PyTorch layout.
     cache : from :func:`lstm_forward`.
-    dout : (T, N, H) :math:`\partial L/\partial \mathrm{out}_t`.
-    dh_n, dc_n : (N, H) gradients arriving at the final states.
+    dout : (T, N, S) :math:`\partial L/\partial \mathrm{out}_t`.
+    dstates : ``(dh_n (N, S), dc_n (N, H))``, gradients arriving at the final states.
 
     Returns
     -------
-    dx : (T, N, I); dh0, dc0 : (N, H); grads : LSTMGrads in PyTorch's layout.
+    dx : (T, N, I); ``(dh0, dc0)``; grads : dict with the keys of ``weights``, PyTorch layout.
     """
-    x, h, c, gates, tanh_c = cache
+    x, h, c, gates, tanh_c, inactive = cache
     T, N, I = x.shape
-    H = weight_hh.shape[1]
+    weight_ih, weight_hh, weight_hr = weights["weight_ih"], weights["weight_hh"], weights.get("weight_hr")
+    H, S = weight_hh.shape[0] // 4, weight_hh.shape[1]
     rows = internal_gate_rows(H)
     dtype = x.dtype
-    w_hh_t = weight_hh[rows].T                          # (H, 4H), unscaled: gradients are taken w.r.t. z
-    upstream = np.ascontiguousarray(dout.transpose(0, 2, 1))  # (T, H, N)
+    w_hh_t = weight_hh[rows].T                          # (S, 4H), unscaled: gradients are taken w.r.t. z
+    upstream = np.ascontiguousarray(dout.transpose(0, 2, 1))  # (T, S, N)
     dz = np.empty((T, 4 * H, N), dtype=dtype)           # dL/dz_t for every step, internal order
-    dh = np.empty((H, N), dtype=dtype)
-    dh_recurrent = np.array(dh_n.T, dtype=dtype)        # W_hh^T dz_{t+1}; starts as dL/dh_T
-    dc = np.array(dc_n.T, dtype=dtype)                  # carries dL/dc_t backwards
+    dh = np.empty((S, N), dtype=dtype)
+    dh_all = np.empty((T, S, N), dtype=dtype) if weight_hr is not None else None
+    dm = np.empty((H, N), dtype=dtype) if weight_hr is not None else dh
+    dh_recurrent = np.array(dstates[0].T, dtype=dtype)  # W_hh^T dz_{t+1}; starts as dL/dh_T
+    dc = np.array(dstates[1].T, dtype=dtype)            # carries dL/dc_t backwards
     scratch = np.empty((H, N), dtype=dtype)
     sigmoid_slope = np.empty((3 * H, N), dtype=dtype)
     for t in range(T - 1, -1, -1):
+        frozen = inactive_at(inactive, t)
+        carried = dc.copy() if frozen is not None else None
         s = gates[t]
         i, f, o, g = s[:H], s[H:2 * H], s[2 * H:3 * H], s[3 * H:]
         d = dz[t]
         di, df, do, dg = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
         # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
         np.add(upstream[t], dh_recurrent, out=dh)
-        # (L5) h = o * tanh(c)
-        np.multiply(dh, tanh_c[t], out=do)              # dh/do = tanh c
-        np.multiply(dh, o, out=scratch)                 # dh/dtanh(c) = o
+        if dh_all is not None:
+            # (L9) h = W_hr m  =>  dm = W_hr^T dh (dW_hr after the loop)
+            dh_all[t] = dh
+            np.matmul(weight_hr.T, dh, out=dm)
+        # (L5) m = o * tanh(c)
+        np.multiply(dm, tanh_c[t], out=do)              # dm/do = tanh c
+        np.multiply(dm, o, out=scratch)                 # dm/dtanh(c) = o
         dc += scratch                                   # dtanh(c)/dc = 1 - tanh^2 c, in two adds:
         scratch *= tanh_c[t]
         scratch *= tanh_c[t]
-        dc -= scratch                                   # dc += dh o (1 - tanh^2 c); dc carried t+1 in
+        dc -= scratch                                   # dc += dm o (1 - tanh^2 c); dc carried t+1 in
         # (L4) c = f * c_prev + i * g
         np.multiply(dc, g, out=di)                      # dc/di = g
         np.multiply(dc, c[t], out=df)                   # dc/df = c_prev
@@ -185,21 +196,37 @@ def lstm_backward(weight_ih: NDArray, weight_hh: NDArray, cache: LSTMCache, dout
         # (L3) i, f, o = sigmoid(z), g = tanh(z)
         d[:3 * H] *= sigmoid_grad_from_output(s[:3 * H], out=sigmoid_slope)  # s (1 - s)
         dg *= tanh_grad_from_output(g, out=scratch)                          # 1 - g^2
+        if frozen is not None:                          # padded step: h, c pass through unchanged
+            np.copyto(d, 0.0, where=frozen)
         # (L2) z_t = Z^x_t + W_hh h_{t-1}  =>  dL/dh_{t-1} gets W_hh^T dz_t (used by L6 at t-1)
         np.matmul(w_hh_t, d, out=dh_recurrent)
-    dz_columns = dz.transpose(1, 0, 2).reshape(4 * H, T * N)   # (4H, T*N), column block t is step t
+        if frozen is not None:
+            np.copyto(dh_recurrent, dh, where=frozen)
+            np.copyto(dc, carried, where=frozen)
+            if dh_all is not None:
+                np.copyto(dh_all[t], 0.0, where=frozen)  # W_hr was not used at a padded step
+    dz_columns = step_columns(dz)                       # (4H, T*N), column block t is step t
     # (L8) dx_t = dz_t W_ih, all steps in one GEMM
     dx = (dz_columns.T @ weight_ih[rows]).reshape(T, N, I)
     # (L7) weight gradients as whole-sequence GEMMs, then back to PyTorch's gate order
-    h_prev_columns = h[:T].transpose(1, 0, 2).reshape(H, T * N)
-    grads = LSTMGrads(np.empty_like(weight_ih), np.empty_like(weight_hh), np.empty(4 * H, dtype=dtype))
-    grads.weight_ih[rows] = dz_columns @ x.reshape(T * N, I)
-    grads.weight_hh[rows] = dz_columns @ h_prev_columns.T
-    grads.bias[rows] = dz_columns.sum(axis=1)
-    return dx, dh_recurrent.T.copy(), dc.T.copy(), grads
+    grads = {"weight_ih": np.empty_like(weight_ih), "weight_hh": np.empty_like(weight_hh)}
+    grads["weight_ih"][rows] = dz_columns @ x.reshape(T * N, I)
+    grads["weight_hh"][rows] = dz_columns @ step_columns(h[:T]).T
+    if "bias_ih" in weights:
+        bias = np.empty(4 * H, dtype=dtype)
+        bias[rows] = dz_columns.sum(axis=1)
+        grads["bias_ih"] = grads["bias_hh"] = bias
+    if dh_all is not None:
+        # (L9) dW_hr = sum_t dh_t m_t^T with m_t = o_t tanh(c_t), one GEMM
+        m_columns = step_columns(gates[:, 2 * H:3 * H] * tanh_c)
+        grads["weight_hr"] = step_columns(dh_all) @ m_columns.T
+    return dx, (dh_recurrent.T.copy(), dc.T.copy()), grads
 
 
-class LSTM(Module):
+LSTM_FAMILY = Family("LSTM", 4, ("h", "c"), lstm_forward, lstm_backward)
+
+
+class LSTM(RecurrentLayer):
     r"""A multi-layer LSTM with PyTorch's semantics and a hand-derived backward pass.
 
     Parameters
@@ -209,16 +236,20 @@ class LSTM(Module):
     num_layers : L, stacked layers; layer k > 0 reads layer k-1's output.
     bias : whether to use ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
     batch_first : inputs and outputs are ``(N, T, *)`` instead of ``(T, N, *)``.
+    dropout : probability of zeroing each output of every layer but the last, in training mode.
+    bidirectional : add a reverse direction per layer (``_reverse`` parameters, outputs ``(T, N, 2S)``).
+    proj_size : P > 0 projects the hidden state, :math:`h_t = W_{hr}\, (o \odot \tanh c_t)` (L9).
     dtype : float64 (default, exact to round-off) or float32.
-    rng : int seed or ``numpy.random.Generator`` for the initial weights.
+    rng : int seed or ``numpy.random.Generator`` for the initial weights and the dropout masks.
 
-    Shapes: T steps, N batch, I input, H hidden, L layers. ``x (T, N, I)``, or ``(N, T, I)`` with
-    ``batch_first``, or unbatched ``(T, I)``; states ``h, c (L, N, H)`` (unbatched ``(L, H)``).
-    Parameters as PyTorch: ``weight_ih_l{k} (4H, I or H)``, ``weight_hh_l{k} (4H, H)``,
-    ``bias_ih_l{k}, bias_hh_l{k} (4H,)``, gate rows i, f, g, o; every entry :math:`\sim U(-k, k)` with
-    :math:`k = 1/\sqrt{H}` (PyTorch's default).
+    Shapes: T steps, N batch, I input, H hidden, P projection, L layers, D directions, S = P or H.
+    ``x (T, N, I)``, or ``(N, T, I)`` with ``batch_first``, or unbatched ``(T, I)``; ``out (T, N, D*S)``;
+    states ``h (L*D, N, S)``, ``c (L*D, N, H)`` (unbatched without N); ``lengths (N,)``.
+    Parameters as PyTorch: ``weight_ih_l{k} (4H, I or D*S)``, ``weight_hh_l{k} (4H, S)``,
+    ``bias_ih_l{k}, bias_hh_l{k} (4H,)``, ``weight_hr_l{k} (P, H)``, gate rows i, f, g, o; every entry
+    :math:`\sim U(-k, k)` with :math:`k = 1/\sqrt{H}` (PyTorch's default).
 
-    Equations (L1)-(L8) are in :mod:`bptt.lstm` and derived in ``docs/lstm.md``.
+    Equations (L1)-(L9) are in :mod:`bptt.lstm` and derived in ``docs/lstm.md``.
 
     Examples
     --------
@@ -231,133 +262,10 @@ class LSTM(Module):
     ((5, 2, 3), (16, 4))
     """
 
+    family = LSTM_FAMILY
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, *, dtype: object = np.float64, rng: object = None) -> None:
-        where = "LSTM"
-        self.input_size = check_positive_int(where, "input_size", input_size)
-        self.hidden_size = check_positive_int(where, "hidden_size", hidden_size)
-        self.num_layers = check_positive_int(where, "num_layers", num_layers)
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        self.dtype = check_dtype(where, dtype)
-        generator = resolve_rng(where, rng)
-        H = self.hidden_size
-        bound = 1.0 / np.sqrt(H)
-        self.params = {}
-        for k in range(self.num_layers):
-            layer_input = self.input_size if k == 0 else H
-            shapes = {f"weight_ih_l{k}": (4 * H, layer_input), f"weight_hh_l{k}": (4 * H, H)}
-            if self.bias:
-                shapes.update({f"bias_ih_l{k}": (4 * H,), f"bias_hh_l{k}": (4 * H,)})
-            for name, shape in shapes.items():
-                self.params[name] = generator.uniform(-bound, bound, size=shape).astype(self.dtype)
-        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
-        self._caches: list[LSTMCache] | None = None
-        self._batched = True
-
-    def config(self) -> dict:
-        """The constructor's arguments (without ``rng``): ``LSTM(**lstm.config())`` builds the same shape."""
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
-                "bias": self.bias, "batch_first": self.batch_first, "dtype": self.dtype}
-
-    def __repr__(self) -> str:
-        return (f"LSTM({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
-                f"batch_first={self.batch_first}, dtype={self.dtype})")
-
-    def _layer_bias(self, k: int) -> NDArray | None:
-        if not self.bias:
-            return None
-        return self.params[f"bias_ih_l{k}"] + self.params[f"bias_hh_l{k}"]
-
-    def _to_time_major(self, where: str, name: str, value: object, features: int) -> tuple[NDArray, bool]:
-        """Validate a sequence (x or dout); return it as a (T, N, features) time-major array, and whether it
-        was batched."""
-        array = as_float_array(where, name, value, self.dtype)
-        layout = "(N, T, {})" if self.batch_first else "(T, N, {})"
-        if array.ndim not in (2, 3):
-            hint = "" if self.batch_first else "For batch-first data pass batch_first=True."
-            raise ValueError(f"{where}: expected {name} of shape {layout.format(features)} or unbatched "
-                             f"(T, {features}), got {array.shape}. {hint}".rstrip())
-        expected = (None,) * (array.ndim - 1) + (features,)
-        hint = "" if array.ndim == 2 or self.batch_first else "For batch-first data pass batch_first=True."
-        check_shape(where, name, array, expected, hint)
-        if array.ndim == 2:
-            return array[:, None, :], False
-        return (np.ascontiguousarray(array.swapaxes(0, 1)) if self.batch_first else array), True
-
-    def _states(self, where: str, names: tuple[str, str], value: object, batch: int,
-                batched: bool) -> list[NDArray]:
-        """Validate an (h, c) pair and return both as (L, N, H) arrays."""
-        if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise TypeError(f"{where}: expected a pair ({names[0]}, {names[1]}), got {type(value).__name__}.")
-        L, H = self.num_layers, self.hidden_size
-        shape = (L, batch, H) if batched else (L, H)
-        states = []
-        for name, state in zip(names, value, strict=True):
-            array = as_float_array(where, name, state, self.dtype)
-            check_shape(where, name, array, shape)
-            states.append(array.reshape(L, batch, H))
-        return states
-
-    def _from_time_major(self, seq: NDArray, batched: bool) -> NDArray:
-        if not batched:
-            return seq[:, 0, :]
-        return np.ascontiguousarray(seq.swapaxes(0, 1)) if self.batch_first else seq
-
-    def forward(self, x: object, hx: tuple[object, object] | None = None) -> tuple[NDArray, tuple[NDArray, NDArray]]:
-        """Run all layers over ``x``; returns ``out, (h_n, c_n)`` as ``torch.nn.LSTM`` does."""
-        where = "LSTM.forward"
-        seq, batched = self._to_time_major(where, "x", x, self.input_size)
-        T, N, _ = seq.shape
-        L, H = self.num_layers, self.hidden_size
-        if hx is None:
-            h0 = c0 = np.zeros((L, N, H), dtype=self.dtype)
-        else:
-            h0, c0 = self._states(where, ("h0", "c0"), hx, N, batched)
-        h_n = np.empty((L, N, H), dtype=self.dtype)
-        c_n = np.empty((L, N, H), dtype=self.dtype)
-        caches = []
-        layer_input = seq
-        for k in range(L):
-            layer_input, h_n[k], c_n[k], cache = lstm_forward(
-                self.params[f"weight_ih_l{k}"], self.params[f"weight_hh_l{k}"], self._layer_bias(k),
-                layer_input, h0[k], c0[k])
-            caches.append(cache)
-        self._caches, self._batched = caches, batched
-        states = (h_n, c_n) if batched else (h_n[:, 0, :], c_n[:, 0, :])
-        return self._from_time_major(layer_input, batched), states
-
-    def backward(self, dout: object,
-                 dhx: tuple[object, object] | None = None) -> tuple[NDArray, tuple[NDArray, NDArray]]:
-        """BPTT through the most recent forward pass.
-
-        ``dout`` has the shape of ``out``; ``dhx = (dh_n, dc_n)`` the shape of the final states (zeros when
-        omitted). Parameter gradients are added into ``grads``; returns ``dx, (dh0, dc0)``.
-        """
-        where = "LSTM.backward"
-        if self._caches is None:
-            raise ValueError(f"{where}: expected a forward pass first, got none.")
-        T, N, _ = self._caches[0].x.shape
-        L, H = self.num_layers, self.hidden_size
-        batched = self._batched
-        expected = ((N, T, H) if self.batch_first else (T, N, H)) if batched else (T, H)
-        dout_array = np.asarray(dout)
-        check_shape(where, "dout", dout_array, expected, "dout must have the shape of the forward output.")
-        upstream, _ = self._to_time_major(where, "dout", dout_array, H)
-        if dhx is None:
-            dh_n = dc_n = np.zeros((L, N, H), dtype=self.dtype)
-        else:
-            dh_n, dc_n = self._states(where, ("dh_n", "dc_n"), dhx, N, batched)
-        dh0 = np.empty((L, N, H), dtype=self.dtype)
-        dc0 = np.empty((L, N, H), dtype=self.dtype)
-        for k in range(L - 1, -1, -1):
-            upstream, dh0[k], dc0[k], grads = lstm_backward(
-                self.params[f"weight_ih_l{k}"], self.params[f"weight_hh_l{k}"], self._caches[k],
-                upstream, dh_n[k], dc_n[k])
-            self.grads[f"weight_ih_l{k}"] += grads.weight_ih
-            self.grads[f"weight_hh_l{k}"] += grads.weight_hh
-            if self.bias:
-                self.grads[f"bias_ih_l{k}"] += grads.bias
-                self.grads[f"bias_hh_l{k}"] += grads.bias
-        states = (dh0, dc0) if batched else (dh0[:, 0, :], dc0[:, 0, :])
-        return self._from_time_major(upstream, batched), states
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 *, dtype: object = np.float64, rng: object = None) -> None:
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size,
+                         dtype=dtype, rng=rng)
