@@ -108,3 +108,31 @@ def test_assert_gradients_close_raises_with_the_report():
     assert assert_gradients_close(lambda p: float(np.sum(p["w"] ** 2)), params, {"w": 2 * params["w"]}).ok
     with pytest.raises(AssertionError, match=r"gradcheck: FAILED(.|\n)*w .*NO"):
         assert_gradients_close(lambda p: float(np.sum(p["w"] ** 2)), params, {"w": params["w"]})
+
+
+@pytest.mark.parametrize("argv", [
+    ["gradcheck", "gru", "--bidirectional", "--num-layers", "2"],
+    ["gradcheck", "rnn", "--nonlinearity", "relu", "--num-layers", "2", "--mode", "sample"],
+    ["gradcheck", "lstm", "--proj-size", "2", "--bidirectional"],
+])
+def test_cli_gradcheck_every_family(argv, capsys):
+    assert main(argv) == 0
+    assert "gradcheck: PASSED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["gradcheck", "gru", "--proj-size", "2"], "--proj-size is an LSTM option, not a GRU one"),
+    (["gradcheck", "lstm", "--proj-size", "4"], "expected proj_size < hidden_size (4), got 4"),
+])
+def test_cli_gradcheck_bad_options_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_layer_with_lengths_and_dropout_in_training_mode():
+    rng = np.random.default_rng(3)
+    layer = bptt.GRU(2, 3, 2, dropout=0.4, bidirectional=True, rng=rng)
+    report = check_layer(layer, rng.normal(size=(5, 3, 2)), lengths=[5, 2, 4], seed=3)
+    assert report.ok, str(report)
+    x_row = next(r for r in report.rows if r.name == "x")
+    assert x_row.checked == 30

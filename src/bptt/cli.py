@@ -11,15 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from bptt import __version__
+from bptt.gru import GRU
 from bptt.io import save_arrays
 from bptt.layercheck import check_layer
 from bptt.lstm import LSTM
 from bptt.models import SequenceRegressor
+from bptt.rnn import RNN
 from bptt.tasks.sine import SineTask
 from bptt.train import History, NonFiniteError, TrainConfig, fit
 
 TASKS = {"sine": SineTask}
-LAYERS = {"lstm": LSTM}
+LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 _DEFAULTS = TrainConfig()
 
 
@@ -66,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--num-layers", type=_positive_int, default=1, help="stacked layers (default 1)")
     shape.add_argument("--seq-len", type=_positive_int, default=5, help="T, time steps (default 5)")
     shape.add_argument("--batch", type=_positive_int, default=2, help="N, sequences (default 2)")
+    shape.add_argument("--bidirectional", action="store_true", help="add the reverse direction")
+    shape.add_argument("--proj-size", type=int, default=0, help="LSTM only: projection size P (default 0, none)")
+    shape.add_argument("--nonlinearity", choices=["tanh", "relu"], default="tanh", help="RNN only (default tanh)")
     how = check.add_argument_group("check")
     how.add_argument("--mode", choices=["full", "sample", "fast"], default="full",
                      help="every entry, random samples per tensor, or one directional derivative (default full)")
@@ -163,11 +168,23 @@ def train_command(args: argparse.Namespace) -> int:
 def gradcheck_command(args: argparse.Namespace) -> int:
     """Check a random layer of the family in float64; exit 1 when the check fails."""
     rng = np.random.default_rng(args.seed)
-    layer = LAYERS[args.layer](args.input_size, args.hidden_size, args.num_layers, rng=rng)
+    options = {"num_layers": args.num_layers, "bidirectional": args.bidirectional}
+    if args.layer == "lstm":
+        options["proj_size"] = args.proj_size
+    elif args.proj_size:
+        print(f"bptt gradcheck: --proj-size is an LSTM option, not a {args.layer.upper()} one.", file=sys.stderr)
+        return 2
+    if args.layer == "rnn":
+        options["nonlinearity"] = args.nonlinearity
+    try:
+        layer = LAYERS[args.layer](args.input_size, args.hidden_size, **options, rng=rng)
+    except ValueError as error:
+        print(f"bptt gradcheck: {error}", file=sys.stderr)
+        return 2
     x = rng.standard_normal((args.seq_len, args.batch, args.input_size))
     print(f"bptt gradcheck {args.layer} | input-size {args.input_size} | hidden-size {args.hidden_size} | "
-          f"num-layers {args.num_layers} | seq-len {args.seq_len} | batch {args.batch} | mode {args.mode} | "
-          f"seed {args.seed}")
+          f"num-layers {args.num_layers} | bidirectional {args.bidirectional} | seq-len {args.seq_len} | "
+          f"batch {args.batch} | mode {args.mode} | seed {args.seed}")
     report = check_layer(layer, x, mode=args.mode, samples=args.samples, seed=args.seed)
     print(report)
     if args.json:

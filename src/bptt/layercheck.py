@@ -21,9 +21,10 @@ def _pack(states: tuple):
 
 
 def float64_twin(layer: Module) -> Module:
-    """A float64 layer of the same class and options with the same weights, and its own gradients."""
+    """A float64 layer of the same class, options, mode and weights, with its own gradients."""
     twin = type(layer)(**{**layer.config(), "dtype": np.float64})
     twin.load_state_dict(layer.state_dict())
+    twin.train(layer.training)
     return twin
 
 
@@ -38,16 +39,17 @@ def _locate(row: TensorResult, layer: Module, batched: bool) -> TensorResult:
     return dataclasses.replace(row, location=f"layer {row.worst_index[0]}")
 
 
-def check_layer(layer: Module, x: object, hx: object = None, *, mode: str = "full", samples: int | None = None,
-                seed: int | None = None) -> Report:
+def check_layer(layer: Module, x: object, hx: object = None, *, lengths: object = None, mode: str = "full",
+                samples: int | None = None, seed: int | None = None) -> Report:
     """Check every parameter gradient of ``layer``, and the gradients of ``x`` and of the initial states,
     against central differences.
 
     The loss is :math:`\\sum \\mathrm{out} \\odot W_o + \\sum_s s_n \\odot W_s` with random upstream weights
     (seeded by ``seed``) for the output and every final state, so every gradient path is exercised. The
     check runs on a float64 twin of the layer: the layer's own ``grads`` are left alone, and a float32 layer
-    is checked in float64 (with a note in the report). Failing input or state gradients name their worst
-    time step or layer.
+    is checked in float64 (with a note in the report). In training mode with dropout, every evaluation
+    draws the same mask (the twin's ``rng`` is reseeded), so the check sees one fixed function. Failing
+    input or state gradients name their worst time step or layer.
 
     Examples
     --------
@@ -57,8 +59,14 @@ def check_layer(layer: Module, x: object, hx: object = None, *, mode: str = "ful
     """
     checked = float64_twin(layer)
     rng = np.random.default_rng(seed)
+    mask_seed = int(rng.integers(2**32))
     x = np.array(x, dtype=np.float64)
-    out, final = checked.forward(x, hx)
+
+    def run(x: NDArray, hx: object):
+        checked.rng = np.random.default_rng(mask_seed)  # the same dropout mask on every call
+        return checked.forward(x, hx, lengths)
+
+    out, final = run(x, hx)
     finals = _as_tuple(final)
     state_names = ("h0", "c0")[:len(finals)]
     initial = [np.zeros_like(s) for s in finals] if hx is None else [np.array(s, dtype=np.float64)
@@ -67,7 +75,7 @@ def check_layer(layer: Module, x: object, hx: object = None, *, mode: str = "ful
     state_weights = [rng.standard_normal(s.shape) for s in finals]
 
     def loss(p: dict[str, NDArray]) -> float:
-        out, final = checked.forward(p["x"], _pack(tuple(p[name] for name in state_names)))
+        out, final = run(p["x"], _pack(tuple(p[name] for name in state_names)))
         return float(np.sum(out * out_weights)
                      + sum(np.sum(s * w) for s, w in zip(_as_tuple(final), state_weights, strict=True)))
 
