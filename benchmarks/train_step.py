@@ -1,29 +1,31 @@
-"""Time one LSTM training step (forward + full BPTT backward, weight gradients included): bptt vs torch.
+"""Time one training step of a recurrent layer (forward + full BPTT backward, weight gradients included):
+bptt's LSTM, GRU and RNN against torch.nn's, with identical weights.
 
 Follows ``BENCHMARKING.md``: both implementations run in this one process, interleaved block by block
 (bptt, torch, bptt, torch, ...), each timed block preceded by a ~0.2 s pause and one untimed warm-up call;
 we report medians over blocks. Before anything is timed, every config is checked once against torch
-(outputs, final states, dx, dh0, dc0 and the weight gradients), so a wrong kernel is never timed.
+(outputs, final states, dx, initial-state gradients and the weight gradients), so a wrong kernel is never
+timed.
 
-One step, bptt::
+One step, bptt (an LSTM's states are pairs)::
 
-    lstm.zero_grad(); out, (h, c) = lstm(x, (h0, c0)); lstm.backward(dout, (dh, dc))
+    layer.zero_grad(); out, h = layer(x, h0); layer.backward(dout, dh)
 
-One step, torch (same weights, same inputs and upstream gradients; x, h0 and c0 require grad, since bptt
-always returns dx, dh0 and dc0)::
+One step, torch (same weights, inputs and upstream gradients; x and h0 require grad, since bptt always
+returns dx and dh0)::
 
-    module.zero_grad(set_to_none=True); out, (h, c) = module(x, (h0, c0))
-    torch.autograd.backward([out, h, c], [dout, dh, dc])
+    module.zero_grad(set_to_none=True); out, h = module(x, h0); torch.autograd.backward([out, h], [dout, dh])
 
 Usage::
 
-    python benchmarks/lstm_step.py                       # default configs, float64 and float32
-    python benchmarks/lstm_step.py --quick               # fewer blocks
-    python benchmarks/lstm_step.py --configs "50,16,512,1024" --blocks 9 --json out.json
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/lstm_step.py   # see BENCHMARKING.md
+    python benchmarks/train_step.py                       # LSTM, GRU, RNN; default configs; float64, float32
+    python benchmarks/train_step.py --families gru,rnn --configs "100,32,32,128"
+    python benchmarks/train_step.py --quick               # fewer blocks
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/train_step.py   # see BENCHMARKING.md
 
 ``--configs`` is a ';'-separated list of ``T,N,I,H`` (steps, batch, input size, hidden size); one layer.
-FLOPs of a step are taken as ``24*T*N*H*(I+H)`` (forward + backward, weight gradients included).
+FLOPs of a step are taken as ``6*G*T*N*H*(I+H)`` with G = 4, 3, 1 gates (forward + backward, weight
+gradients included).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ TORCH_DTYPE = {"float64": torch.float64, "float32": torch.float32}
 # Command line and environment report
 # ---------------------------------------------------------------------------------------------------------
 
+# family: (bptt layer, torch.nn module, gates G)
+FAMILIES = {"lstm": (bptt.LSTM, torch.nn.LSTM, 4), "gru": (bptt.GRU, torch.nn.GRU, 3),
+            "rnn": (bptt.RNN, torch.nn.RNN, 1)}
+
+
 def parse_configs(text: str) -> list[tuple[int, int, int, int]]:
     configs = []
     for part in text.split(";"):
@@ -85,11 +92,20 @@ def parse_dtypes(text: str) -> list[str]:
     return dtypes
 
 
+def parse_families(text: str) -> list[str]:
+    families = [f.strip() for f in text.split(",") if f.strip()]
+    if not families or any(f not in FAMILIES for f in families):
+        raise argparse.ArgumentTypeError(f"expected a list from {sorted(FAMILIES)}, got {text!r}")
+    return families
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", type=parse_configs, default=parse_configs(DEFAULT_CONFIGS),
                         help=f"';'-separated T,N,I,H configs (default {DEFAULT_CONFIGS!r})")
+    parser.add_argument("--families", type=parse_families, default=list(FAMILIES),
+                        help="comma-separated families (default 'lstm,gru,rnn')")
     parser.add_argument("--dtypes", type=parse_dtypes, default=["float64", "float32"],
                         help="comma-separated dtypes (default 'float64,float32')")
     parser.add_argument("--blocks", type=int, default=None,
@@ -178,57 +194,66 @@ def rel_err(actual: object, expected: object) -> float:
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), np.finfo(np.float64).tiny))
 
 
-def build_case(config: tuple[int, int, int, int], dtype: str, seed: int) -> dict:
-    """bptt and torch LSTMs with the same weights, the shared inputs, and one step function for each."""
-    T, N, I, H = config  # noqa: E741
+def build_case(family: str, config: tuple[int, int, int, int], dtype: str, seed: int) -> dict:
+    """A bptt layer and its torch.nn twin with the same weights, shared inputs, and one step function each."""
+    T, N, I, H = config
     np_dtype, t_dtype = NP_DTYPE[dtype], TORCH_DTYPE[dtype]
     rng = np.random.default_rng(seed)
-    lstm = bptt.LSTM(I, H, 1, dtype=np_dtype, rng=seed)
-    module = torch.nn.LSTM(I, H, 1, dtype=t_dtype)
-    module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in lstm.params.items()})
+    ours, theirs, _ = FAMILIES[family]
+    layer = ours(I, H, dtype=np_dtype, rng=seed)
+    module = theirs(I, H, 1, dtype=t_dtype)
+    module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in layer.params.items()})
+    paired = family == "lstm"
 
     def draw(*shape):
         return rng.standard_normal(shape).astype(np_dtype)
 
-    x, h0, c0 = draw(T, N, I), draw(1, N, H), draw(1, N, H)
-    dout, dh, dc = draw(T, N, H), draw(1, N, H), draw(1, N, H)
+    x, states = draw(T, N, I), [draw(1, N, H) for _ in range(2 if paired else 1)]
+    dout, dstates = draw(T, N, H), [draw(1, N, H) for _ in states]
+
+    def pack(values):
+        return tuple(values) if paired else values[0]
 
     def bptt_step():
-        lstm.zero_grad()
-        out, (h_n, c_n) = lstm(x, (h0, c0))
-        dx, (dh0, dc0) = lstm.backward(dout, (dh, dc))
-        return out, h_n, c_n, dx, dh0, dc0
+        layer.zero_grad()
+        out, finals = layer(x, pack(states))
+        dx, dinitials = layer.backward(dout, pack(dstates))
+        return out, finals, dx, dinitials
 
-    xt, h0t, c0t = (torch.from_numpy(a.copy()).requires_grad_(True) for a in (x, h0, c0))
-    upstream = [torch.from_numpy(a.copy()) for a in (dout, dh, dc)]
+    inputs = [torch.from_numpy(a.copy()).requires_grad_(True) for a in (x, *states)]
+    upstream = [torch.from_numpy(a.copy()) for a in (dout, *dstates)]
 
     def torch_step():
         module.zero_grad(set_to_none=True)
-        xt.grad = h0t.grad = c0t.grad = None
-        out, (h_n, c_n) = module(xt, (h0t, c0t))
-        torch.autograd.backward([out, h_n, c_n], upstream)
-        return out, h_n, c_n
+        for tensor in inputs:
+            tensor.grad = None
+        out, finals = module(inputs[0], pack(inputs[1:]))
+        torch.autograd.backward([out, *(finals if paired else [finals])], upstream)
+        return out, finals
 
-    return {"lstm": lstm, "module": module, "bptt_step": bptt_step, "torch_step": torch_step,
-            "torch_inputs": (xt, h0t, c0t)}
+    return {"layer": layer, "module": module, "bptt_step": bptt_step, "torch_step": torch_step,
+            "torch_inputs": inputs, "paired": paired}
 
 
 def verify(case: dict, dtype: str) -> dict[str, float]:
     """Run each step once and compare everything bptt returns with torch; exit if anything disagrees."""
-    out, h_n, c_n, dx, dh0, dc0 = case["bptt_step"]()
-    t_out, t_h, t_c = case["torch_step"]()
-    xt, h0t, c0t = case["torch_inputs"]
-    pairs = {"out": (out, t_out), "h_n": (h_n, t_h), "c_n": (c_n, t_c),
-             "dx": (dx, xt.grad), "dh0": (dh0, h0t.grad), "dc0": (dc0, c0t.grad)}
+    out, finals, dx, dinitials = case["bptt_step"]()
+    t_out, t_finals = case["torch_step"]()
+    as_list = (lambda v: list(v)) if case["paired"] else (lambda v: [v])
+    pairs = {"out": (out, t_out), "dx": (dx, case["torch_inputs"][0].grad)}
+    for k, (ours, theirs) in enumerate(zip(as_list(finals), as_list(t_finals), strict=True)):
+        pairs[f"final state {k}"] = (ours, theirs)
+    for k, (ours, tensor) in enumerate(zip(as_list(dinitials), case["torch_inputs"][1:], strict=True)):
+        pairs[f"d initial state {k}"] = (ours, tensor.grad)
     named = dict(case["module"].named_parameters())
-    for name, grad in case["lstm"].grads.items():
+    for name, grad in case["layer"].grads.items():
         pairs[f"grad {name}"] = (grad, named[name].grad)
     errors = {name: rel_err(a, b.detach().numpy()) for name, (a, b) in pairs.items()}
     tol = TOLERANCE[dtype]
     bad = {name: err for name, err in errors.items() if not err <= tol}
     if bad:
         details = ", ".join(f"{name} {err:.3e}" for name, err in bad.items())
-        sys.exit(f"lstm_step: bptt and torch disagree ({dtype}, tolerance {tol:.0e} relative): {details}. "
+        sys.exit(f"train_step: bptt and torch disagree ({dtype}, tolerance {tol:.0e} relative): {details}. "
                  f"Refusing to time a wrong kernel.")
     return errors
 
@@ -315,9 +340,9 @@ def timed_block(step: Callable[[], object], repeats: int, monitor: ForeignLoad) 
     return elapsed / repeats
 
 
-def benchmark(config: tuple[int, int, int, int], dtype: str, args: argparse.Namespace) -> dict:
-    T, N, I, H = config  # noqa: E741
-    case = build_case(config, dtype, args.seed)
+def benchmark(family: str, config: tuple[int, int, int, int], dtype: str, args: argparse.Namespace) -> dict:
+    T, N, I, H = config
+    case = build_case(family, config, dtype, args.seed)
     errors = verify(case, dtype)
     steps = {"bptt": case["bptt_step"], "torch": case["torch_step"]}
     repeats = {}
@@ -329,13 +354,13 @@ def benchmark(config: tuple[int, int, int, int], dtype: str, args: argparse.Name
     for _ in range(args.blocks):              # A B A B ...
         for name, step in steps.items():
             times[name].append(timed_block(step, repeats[name], monitor))
-    flops = 24 * T * N * H * (I + H)
+    flops = 6 * FAMILIES[family][2] * T * N * H * (I + H)   # forward 2GH(I+H) per step and sequence, backward 2x
     bptt_s = statistics.median(times["bptt"])
     torch_s = statistics.median(times["torch"])
     # Ratio: median over blocks of the paired ratio bptt_k / torch_k (adjacent blocks share the drift).
     ratios = [b / t for b, t in zip(times["bptt"], times["torch"], strict=True)]
     ratio = statistics.median(ratios)
-    return {"T": T, "N": N, "I": I, "H": H, "layers": 1, "dtype": dtype,
+    return {"family": family, "T": T, "N": N, "I": I, "H": H, "layers": 1, "dtype": dtype,
             "bptt_ms": bptt_s * 1e3, "torch_ms": torch_s * 1e3, "ratio_bptt_over_torch": ratio,
             "ratio_min": min(ratios), "ratio_max": max(ratios), "ratio_of_medians": bptt_s / torch_s,
             "bptt_gflops": flops / bptt_s / 1e9, "torch_gflops": flops / torch_s / 1e9, "flops": flops,
@@ -347,7 +372,7 @@ def benchmark(config: tuple[int, int, int, int], dtype: str, args: argparse.Name
 
 
 def print_table(rows: list[dict]) -> None:
-    header = (f"{'config (T,N,I,H)':<20} {'dtype':<8} {'bptt ms':>10} {'torch ms':>10} "
+    header = (f"{'family':<6} {'config (T,N,I,H)':<20} {'dtype':<8} {'bptt ms':>10} {'torch ms':>10} "
               f"{'bptt/torch':>10} {'(min-max)':>11} {'bptt GFLOP/s':>13} {'max rel err':>12} "
               f"{'other CPU':>9}")
     print(header)
@@ -355,7 +380,7 @@ def print_table(rows: list[dict]) -> None:
     for r in rows:
         config = f"{r['T']},{r['N']},{r['I']},{r['H']}"
         spread = f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}"
-        print(f"{config:<20} {r['dtype']:<8} {r['bptt_ms']:>10.3f} {r['torch_ms']:>10.3f} "
+        print(f"{r['family']:<6} {config:<20} {r['dtype']:<8} {r['bptt_ms']:>10.3f} {r['torch_ms']:>10.3f} "
               f"{r['ratio_bptt_over_torch']:>10.2f} {spread:>11} {r['bptt_gflops']:>13.2f} "
               f"{r['max_rel_err']:>12.1e} {100 * r['foreign_cpu_fraction']:>8.0f}%")
     loaded = [r for r in rows if r["foreign_cpu_fraction"] > FOREIGN_WARN]
@@ -372,18 +397,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nblocks={args.blocks} per implementation, interleaved bptt/torch, pause {PAUSE_S} s + 1 warm-up "
           f"call before each block, each block >= {args.min_block_ms:g} ms; times are medians over blocks, "
           f"ratio is the median (min-max) of the paired block ratios bptt_k/torch_k; 'other CPU' is the "
-          f"share of the machine that other processes used during timed blocks; FLOPs = 24*T*N*H*(I+H); "
-          f"1 layer\n")
+          f"share of the machine that other processes used during timed blocks; "
+          f"FLOPs = 6*G*T*N*H*(I+H) (G = 4, 3, 1 gates); 1 layer\n")
     rows = []
     started = time.perf_counter()
-    for config in args.configs:
-        for dtype in args.dtypes:
-            row = benchmark(config, dtype, args)
-            rows.append(row)
-            print(f"  done {config} {dtype}: bptt {row['bptt_ms']:.3f} ms, torch {row['torch_ms']:.3f} ms "
-                  f"(repeats {row['repeats']['bptt']}/{row['repeats']['torch']}, verified, "
-                  f"max rel err {row['max_rel_err']:.1e}, "
-                  f"other CPU {100 * row['foreign_cpu_fraction']:.0f}%)", flush=True)
+    for family in args.families:
+        for config in args.configs:
+            for dtype in args.dtypes:
+                row = benchmark(family, config, dtype, args)
+                rows.append(row)
+                print(f"  done {family} {config} {dtype}: bptt {row['bptt_ms']:.3f} ms, torch {row['torch_ms']:.3f} ms "
+                      f"(repeats {row['repeats']['bptt']}/{row['repeats']['torch']}, verified, "
+                      f"max rel err {row['max_rel_err']:.1e}, "
+                      f"other CPU {100 * row['foreign_cpu_fraction']:.0f}%)", flush=True)
     print()
     print_table(rows)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
