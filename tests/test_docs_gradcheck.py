@@ -1,10 +1,11 @@
 """docs/gradcheck.md runs: every ```python block is executed, and the output shown after it is checked.
 
 Each ```python block must run on its own (fresh namespace) and its ``assert`` statements are the page's
-claims. A ```text block that is the next fenced block after a ```python block shows what that block prints;
-its header and diagnosis lines must match printed lines (``...`` stands for any text), and each table row
-must match a printed row in tensor, shape, failure count, verdict (and worst index where it fails). The
-digits of tiny errors are not compared: they are rounding noise and differ between machines.
+claims. A ```text block that is the next fenced block after a ```python block shows what that block prints:
+a report header must match a printed header in verdict, mode, eps, rtol and number of evaluations; each
+table row must match a printed row in tensor, shape, failure count, verdict and location; every other line
+must match a printed line, with ``...`` standing for any text. Error digits and ``atol`` (which scales with
+the loss, so with every random draw) are not compared: they are noise, and differ between machines.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pytest
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "gradcheck.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
+HEADER = re.compile(r"^gradcheck: (PASSED|FAILED) \((\w+) mode, eps=(\S+), atol=\S+, rtol=(\S+), "
+                    r"(\d+) loss evaluations\)$")
 ROW = re.compile(r"^  (\S+)\s+(\(.*?\))\s+\S+\s+\S+\s+(\(.*?\))\s+\S+\s+\S+\s+(\S+)\s+(yes|NO)(?:  (worst at .*))?$")
 
 
@@ -40,23 +43,28 @@ def python_blocks() -> list[tuple[str, str | None]]:
 BLOCKS = python_blocks()
 
 
+def header_key(line: str) -> tuple | None:
+    match = HEADER.match(line.rstrip())
+    return match.groups() if match else None
+
+
 def row_key(line: str) -> tuple | None:
-    match = ROW.match(line)
+    match = ROW.match(line.rstrip())
     if not match:
         return None
-    name, shape, where, failed, ok, location = match.groups()
-    return name, shape, failed, ok, where if ok == "NO" else None, location
+    name, shape, _, failed, ok, location = match.groups()
+    return name, shape, failed, ok, location
 
 
 def check_output(shown: str, printed: str) -> None:
     lines = printed.splitlines()
-    rows = {row_key(line) for line in lines} - {None}
+    for key_of, what in ((header_key, "report header"), (row_key, "table row")):
+        printed_keys = {key_of(line) for line in lines} - {None}
+        for line in shown.splitlines():
+            key = key_of(line)
+            assert key is None or key in printed_keys, f"{what} not printed:\n{line}\nprinted:\n{printed}"
     for line in shown.splitlines():
-        if not line.strip() or line.strip() == "...":
-            continue
-        key = row_key(line)
-        if key is not None:
-            assert key in rows, f"table row not printed:\n{line}\nprinted:\n{printed}"
+        if not line.strip() or line.strip() == "..." or header_key(line) or row_key(line):
             continue
         pattern = re.compile(".*".join(re.escape(piece) for piece in line.rstrip().split("...")))
         assert any(pattern.fullmatch(out.rstrip()) for out in lines), \

@@ -184,3 +184,34 @@ def test_bad_options_raise(kwargs, error, message):
 def test_f_returning_an_array_raises():
     with pytest.raises(TypeError, match=r"expected f to return a scalar loss, got an array of shape \(2,\)"):
         gradcheck(lambda p: p["w"] * 2, {"w": np.zeros(2)}, {"w": np.zeros(2)})
+
+
+def test_rounding_noise_at_a_tiny_step_is_not_taken_for_a_kink():
+    """At eps=1e-12 the one-sided slopes are noise that jumps apart; a 5% wrong gradient must still fail."""
+    w = np.array([0.7])
+    report = gradcheck(lambda p: float(np.sum(np.sin(p["w"])) + 1e3), {"w": w.copy()},
+                       {"w": 1.05 * np.cos(w)}, eps=1e-12)
+    assert report.failed == ["w"] and "kink" not in report.codes
+
+
+def test_float32_smooth_function_at_a_small_step_has_no_kinks():
+    w = np.array([0.3, -0.8, 1.1], dtype=np.float32)
+    report = gradcheck(lambda p: float(np.sum(np.tanh(p["w"]))), {"w": w.copy()},
+                       {"w": 1.05 * (1 - np.tanh(w.astype(np.float64)) ** 2)}, eps=1e-6)
+    assert report.failed == ["w"] and "kink" not in report.codes
+
+
+@pytest.mark.parametrize("value, dtype", [(1e11, np.float64), (1e6, np.float32)])
+def test_a_step_below_the_spacing_of_the_param_fails_cleanly(value, dtype):
+    """p + eps rounds back to p: no division by zero; a larger eps of the sweep works (step-size)."""
+    report = gradcheck(lambda p: float(np.sum(p["w"])), {"w": np.array([value], dtype=dtype)}, {"w": np.ones(1)})
+    assert report.ok, str(report)
+    assert "step-size" in report.codes
+
+
+def test_float32_loss_from_float64_params_is_compared_at_float32_precision():
+    w = np.array([0.2, -0.4])
+    report = gradcheck(lambda p: np.float32(np.sum(np.tanh(p["w"]))), {"w": w.copy()},
+                       {"w": 1 - np.tanh(w) ** 2}, loss=float(np.sum(np.tanh(w))))
+    assert "loss-mismatch" not in report.codes
+    assert report.ok, str(report)

@@ -44,6 +44,7 @@ _PRECISION = {
 _REPEAT_RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 _SWEEP_ENTRIES = 3      # failing entries per tensor tried across the eps sweep
 _KINK_JUMP = 10.0       # a kink's slope jump exceeds this many tolerances, at eps and at eps / 10
+_KINK_NOISE = 100.0     # ... and this many times the rounding noise of the one-sided slopes
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,8 @@ def _examine_function(evaluate: _Evaluator, params: Mapping[str, NDArray], loss:
             "params-mutated", f"f changed the arrays it was given ({mutated}); they were restored. f must only "
             "read its params: copy before modifying, and keep running state outside them.", "error", tuple(mutated))]
     second = evaluate()
+    if evaluate.low_precision_loss:
+        dtype = np.dtype(np.float32)
     tolerance = _REPEAT_RTOL[dtype] * max(1.0, abs(first))
     if not abs(first - second) <= tolerance:
         return first, [Diagnosis(
@@ -255,8 +258,10 @@ class _Entry:
 class _Checker:
     """Checks one tensor at a time with the report's eps and tolerances; records diagnoses on the report."""
 
-    def __init__(self, evaluate: _Evaluator, report: Report, value_at_point: float, sweep: tuple[float, ...]):
+    def __init__(self, evaluate: _Evaluator, report: Report, value_at_point: float, sweep: tuple[float, ...],
+                 unit_roundoff: float):
         self.evaluate, self.report, self.f0, self.sweep = evaluate, report, value_at_point, sweep
+        self.rounding = unit_roundoff * max(1.0, abs(value_at_point))  # error of one evaluation of f
 
     def tolerance(self, analytic: float, numeric: float) -> float:
         return self.report.atol + self.report.rtol * max(abs(analytic), abs(numeric))
@@ -266,7 +271,8 @@ class _Checker:
 
     def entry(self, param: NDArray, grad: NDArray, index: tuple[int, ...], eps: float) -> _Entry:
         plus, minus, step = self.evaluate.central(param, index, eps)
-        return _Entry(index, float(grad[index]), (plus - minus) / step, plus, minus, step)
+        numeric = (plus - minus) / step if step else math.nan  # a step below the spacing of p: no difference
+        return _Entry(index, float(grad[index]), numeric, plus, minus, step)
 
     def direction_passes(self, name: str, param: NDArray, grad: NDArray, rng: np.random.Generator) -> TensorResult:
         """Compare v.g with (f(p + eps v) - f(p - eps v)) / 2 eps for one random unit direction v."""
@@ -313,19 +319,23 @@ class _Checker:
         return remaining
 
     def _is_kink(self, param, grad, e: _Entry) -> bool:
+        """A kink's one-sided slopes differ by a jump that stays the same at a 10x smaller step: curvature
+        makes the jump shrink with the step, rounding noise makes it grow."""
         slopes, jumps = [], []
         for eps in (self.report.eps, self.report.eps / 10):
             if eps == self.report.eps:
-                plus, minus, half_step = e.plus, e.minus, e.step / 2
+                plus, minus, step = e.plus, e.minus, e.step
             else:
                 plus, minus, step = self.evaluate.central(param, e.index, eps)
-                half_step = step / 2
-            right, left = (plus - self.f0) / half_step, (self.f0 - minus) / half_step
-            if not abs(right - left) > _KINK_JUMP * self.tolerance(right, left):
+            if not step:
+                return False
+            right, left = (plus - self.f0) / (step / 2), (self.f0 - minus) / (step / 2)
+            jump = abs(right - left)
+            if not (jump > _KINK_JUMP * self.tolerance(right, left) and jump > _KINK_NOISE * self.rounding / step):
                 return False
             slopes.append((left, right))
-            jumps.append(abs(right - left))
-        if jumps[1] < 0.5 * jumps[0]:  # shrinks with the step: curvature, not a kink
+            jumps.append(jump)
+        if not 0.5 * jumps[0] <= jumps[1] <= 2.0 * jumps[0]:
             return False
         left, right = slopes[-1]
         margin = self.tolerance(left, right)
@@ -428,7 +438,8 @@ def gradcheck(f: Loss, params: Mapping[str, NDArray], grads: Mapping[str, NDArra
     if problems:
         report.diagnoses = problems + report.diagnoses
         return report
-    checker = _Checker(evaluate, report, value_at_point, sweep)
+    checker = _Checker(evaluate, report, value_at_point, sweep,
+                       float(np.finfo(np.float32 if low_precision else np.float64).eps))
     rng = np.random.default_rng(seed)
     skipped = {t for d in report.diagnoses if d.code in ("missing-grad", "shape-mismatch") for t in d.tensors}
     for name, param in params.items():
