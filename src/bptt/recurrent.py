@@ -204,6 +204,8 @@ class RecurrentLayer(Module):
             if not isinstance(value, (tuple, list)) or len(value) != len(names):
                 raise TypeError(f"{where}: expected a pair ({', '.join(names)}), got {type(value).__name__}.")
             values = list(value)
+        elif isinstance(value, tuple):
+            raise TypeError(f"{where}: expected an array {names[0]}, got a tuple (only an LSTM takes a pair).")
         else:
             values = [value]
         LD = self.num_layers * self.num_directions
