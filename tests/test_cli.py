@@ -22,16 +22,17 @@ def test_train_sine_writes_checkpoint_metrics_figures_and_json(tmp_path, capsys)
                            "--out", str(out), "--json")
     assert code == 0
     lines = stdout.strip().splitlines()
-    assert lines[0].startswith("bptt train sine | hidden-size 8")
+    assert lines[0].startswith("bptt train | task sine | model lstm | hidden-size 8")
     summary = json.loads(lines[-1])
     assert summary["steps"] == 20 and summary["seed"] == 3
     assert np.isfinite(summary["test_mse"]) and summary["seconds"] > 0
     assert summary["checkpoint"] == str(out / "model.safetensors")
-    for name in ("model.safetensors", "metrics.jsonl", "loss.png", "prediction.png"):
+    for name in ("model.safetensors", "metrics.jsonl", "loss.png", "prediction.png", "generation.png"):
         assert (out / name).stat().st_size > 0, name
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 21))
-    assert rows[-1]["test_mse"] == pytest.approx(summary["test_mse"])
+    assert np.isfinite(rows[-1]["val_loss"]) and "val_loss" not in rows[0]
+    assert "generation_mse" in summary and summary["best_step"] in (10, 20)
     assert "step    20 | loss" in stdout
 
 
@@ -74,6 +75,7 @@ def test_same_seed_same_result(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "cosine"], "invalid choice: 'cosine'"),
+    (["train", "sine", "--model", "transformer"], "invalid choice: 'transformer'"),
     (["train", "sine", "--steps", "0"], "expected an integer >= 1, got 0"),
     (["train", "sine", "--lr", "-1"], "expected a number > 0, got -1"),
     ([], "the following arguments are required: VERB"),
@@ -90,3 +92,42 @@ def test_python_dash_m_entry_point(tmp_path):
                              "--out", str(tmp_path), "--json"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["steps"] == 3
+
+
+@pytest.mark.parametrize("task, metrics", [
+    ("adding", {"test_mse", "baseline_mse"}),
+    ("copy", {"accuracy", "test_loss", "chance_accuracy"}),
+    ("sunspots", {"test_mse", "persistence_mse", "skill"}),
+])
+def test_every_task_trains_from_the_cli(task, metrics, tmp_path, capsys):
+    code, stdout = run_cli(capsys, "train", task, "--steps", "3", "--hidden-size", "4", "--eval-every", "2",
+                           "--model", "gru", "--out", str(tmp_path), "--json")
+    assert code == 0
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert metrics <= set(summary) and summary["model"] == "gru" and summary["steps"] == 3
+    for name in ("model.safetensors", "loss.png", "prediction.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+
+
+def test_sweep_reports_every_seed_the_success_rate_and_a_figure(tmp_path, capsys):
+    code, stdout = run_cli(capsys, "sweep", "sine", "--seeds", "2", "--workers", "2", "--steps", "10",
+                           "--hidden-size", "4", "--out", str(tmp_path), "--json")
+    assert code == 1  # 10 steps cannot reach the sine task's goals
+    lines = stdout.strip().splitlines()
+    assert lines[0].startswith("bptt sweep | task sine")
+    assert any(line.startswith("seed   0 | FAIL | test_mse") for line in lines)
+    assert "0/2 seeds reached test_mse < 0.0001, generation_mse < 0.01" in stdout
+    summary = json.loads(lines[-1])
+    assert [run["seed"] for run in summary["runs"]] == [0, 1] and summary["passed"] == 0
+    assert (tmp_path / "sweep.png").stat().st_size > 0
+
+
+def test_sweep_runs_equal_single_runs(tmp_path, capsys):
+    """A seed trained in a sweep worker gives the same metrics as `bptt train` with that seed."""
+    code, stdout = run_cli(capsys, "sweep", "sine", "--seeds", "1", "--steps", "5", "--hidden-size", "4",
+                           "--out", str(tmp_path / "s"), "--json")
+    swept = json.loads(stdout.strip().splitlines()[-1])["runs"][0]["metrics"]
+    code, stdout = run_cli(capsys, "train", "sine", "--steps", "5", "--hidden-size", "4",
+                           "--out", str(tmp_path / "t"), "--json")
+    single = json.loads(stdout.strip().splitlines()[-1])
+    assert swept["test_mse"] == pytest.approx(single["test_mse"], rel=1e-9)

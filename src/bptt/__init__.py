@@ -4,9 +4,10 @@ from bptt.gradcheck import Diagnosis, Report, gradcheck
 from bptt.gru import GRU
 from bptt.layercheck import check_layer
 from bptt.linear import Linear
-from bptt.losses import mse_loss
+from bptt.losses import cross_entropy, mse_loss
 from bptt.lstm import LSTM
 from bptt.rnn import RNN
 
-__all__ = ["GRU", "LSTM", "RNN", "Diagnosis", "Linear", "Report", "check_layer", "gradcheck", "mse_loss"]
+__all__ = ["GRU", "LSTM", "RNN", "Diagnosis", "Linear", "Report", "check_layer", "cross_entropy", "gradcheck",
+           "mse_loss"]
 __version__ = "0.1.0"

@@ -1,28 +1,32 @@
-"""The ``bptt`` command line: ``bptt train sine``, ``bptt gradcheck lstm``."""
+"""The ``bptt`` command line: ``bptt train TASK``, ``bptt sweep TASK``, ``bptt gradcheck lstm|gru|rnn``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, replace
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from bptt import __version__
+from bptt.experiment import TASKS, Experiment, resolve, run, run_summary
 from bptt.gru import GRU
 from bptt.io import save_arrays
 from bptt.layercheck import check_layer
 from bptt.lstm import LSTM
-from bptt.models import SequenceRegressor
+from bptt.models import CELLS
+from bptt.optim import OPTIMIZERS
 from bptt.rnn import RNN
-from bptt.tasks.sine import SineTask
-from bptt.train import History, NonFiniteError, TrainConfig, fit
+from bptt.train import History, NonFiniteError
 
-TASKS = {"sine": SineTask}
 LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
-_DEFAULTS = TrainConfig()
 
 
 def _positive_int(text: str) -> int:
@@ -39,26 +43,45 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Model and optimization options shared by ``train`` and ``sweep``; None means the task's default."""
+    parser.add_argument("task", choices=sorted(TASKS), help="the task to train on")
+    model = parser.add_argument_group("model (defaults: the task's)")
+    model.add_argument("--model", dest="cell", choices=sorted(CELLS), default=None, help="recurrent family (lstm)")
+    model.add_argument("--hidden-size", type=_positive_int, default=None, help="hidden size H")
+    model.add_argument("--num-layers", type=_positive_int, default=None, help="stacked layers")
+    optimization = parser.add_argument_group("optimization (defaults: the task's)")
+    optimization.add_argument("--steps", type=_positive_int, default=None, help="training steps")
+    optimization.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate")
+    optimization.add_argument("--final-lr", type=float, default=None, help="learning rate at the end of the cosine")
+    optimization.add_argument("--warmup-steps", type=int, default=None, help="steps of linear warm-up")
+    optimization.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None, help="optimizer (adam)")
+    optimization.add_argument("--weight-decay", type=float, default=None, help="weight decay")
+    optimization.add_argument("--batch-size", type=_positive_int, default=None, help="sequences per step")
+    optimization.add_argument("--clip-norm", type=_positive_float, default=None, help="gradient-norm clipping")
+    optimization.add_argument("--tbptt", type=_positive_int, default=None, help="truncated BPTT chunk length")
+    optimization.add_argument("--patience", type=_positive_int, default=None,
+                              help="evaluations without improvement before stopping early")
+    optimization.add_argument("--eval-every", type=_positive_int, default=None, help="steps between evaluations")
+    optimization.add_argument("--seed", type=int, default=0, help="seed of initialisation and data (default 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bptt", description="Recurrent networks in NumPy with hand-derived BPTT.")
     parser.add_argument("--version", action="version", version=f"bptt {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     train = verbs.add_parser("train", help="train a model on a task and save checkpoint, metrics and figures")
-    train.add_argument("task", choices=sorted(TASKS), help="the task to train on")
-    model = train.add_argument_group("model")
-    model.add_argument("--hidden-size", type=_positive_int, default=32, help="LSTM hidden size H (default 32)")
-    model.add_argument("--num-layers", type=_positive_int, default=1, help="stacked LSTM layers (default 1)")
-    optimization = train.add_argument_group("optimization")
-    optimization.add_argument("--steps", type=_positive_int, default=_DEFAULTS.steps,
-                              help=f"training steps (default {_DEFAULTS.steps})")
-    optimization.add_argument("--lr", type=_positive_float, default=_DEFAULTS.lr,
-                              help=f"Adam's initial learning rate, decayed by a cosine (default {_DEFAULTS.lr:g})")
-    optimization.add_argument("--batch-size", type=_positive_int, default=_DEFAULTS.batch_size,
-                              help=f"sequences per step (default {_DEFAULTS.batch_size})")
-    optimization.add_argument("--seed", type=int, default=0, help="seed of initialisation and data (default 0)")
+    _add_training_options(train)
     output = train.add_argument_group("output")
-    output.add_argument("--out", type=Path, default=Path("runs/sine"), help="output folder (default runs/sine)")
+    output.add_argument("--out", type=Path, default=None, help="output folder (default runs/TASK)")
     output.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+
+    sweep = verbs.add_parser("sweep", help="train many seeds in parallel; success rate, spread and a figure")
+    _add_training_options(sweep)
+    sweep.add_argument("--seeds", type=_positive_int, default=10, help="seeds 0 .. N-1 (default 10)")
+    sweep.add_argument("--workers", type=_positive_int, default=None, help="processes (default: CPU cores)")
+    sweep.add_argument("--out", type=Path, default=None, help="output folder (default runs/TASK-sweep)")
+    sweep.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
 
     check = verbs.add_parser("gradcheck", help="check a layer's hand-derived gradients against central differences")
     check.add_argument("layer", choices=sorted(LAYERS), help="the layer family to check")
@@ -80,56 +103,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _options(args: argparse.Namespace) -> dict:
+    names = ("cell", "hidden_size", "num_layers", "steps", "lr", "final_lr", "warmup_steps", "optimizer",
+             "weight_decay", "batch_size", "clip_norm", "tbptt", "patience", "eval_every")
+    return {name: getattr(args, name) for name in names}
+
+
+def _describe(experiment: Experiment) -> str:
+    c = experiment.config
+    return (f"task {experiment.task} | model {experiment.cell} | hidden-size {experiment.hidden_size} | "
+            f"num-layers {experiment.num_layers} | steps {c.steps} | batch-size {c.batch_size} | "
+            f"{c.optimizer} lr {c.lr:g} -> {c.final_lr:g} (warm-up {c.warmup_steps}, cosine) | "
+            f"clip-norm {c.clip_norm:g} | tbptt {c.tbptt} | patience {c.patience} | seed {experiment.seed}")
+
+
 def _write_metrics(path: Path, history: History) -> None:
-    test_at = dict(zip(history.eval_step, history.test_mse, strict=True))
+    validation = dict(zip(history.eval_step, history.val_loss, strict=True))
     with path.open("w") as handle:
         for step, loss, norm, lr in zip(history.step, history.loss, history.grad_norm, history.lr, strict=True):
             row = {"step": step, "loss": loss, "grad_norm": norm, "lr": lr}
-            if step in test_at:
-                row["test_mse"] = test_at[step]
+            if step in validation:
+                row["val_loss"] = validation[step]
             handle.write(json.dumps(row) + "\n")
-
-
-def _save_figures(out: Path, history: History, task: SineTask, model: SequenceRegressor, seed: int) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from bptt.plots import plot_loss, plot_prediction
-
-    paths = [out / "loss.png", out / "prediction.png"]
-    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    plot_loss(history, ax).set_title("sine: training loss and held-out MSE")
-    fig.savefig(paths[0], dpi=120)
-    plt.close(fig)
-    x, y = task.sample(np.random.default_rng([seed, 1]), 1, model.dtype)
-    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    plot_prediction(x[:, 0, 0], y[:, 0, 0], model(x)[:, 0, 0], task.warmup, ax).set_title(
-        "sine: next-step prediction on a held-out phase")
-    fig.savefig(paths[1], dpi=120)
-    plt.close(fig)
-    return paths
 
 
 def train_command(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from bptt.figures import save_run_figures
+
     console = Console(highlight=False, soft_wrap=True)
-    task = TASKS[args.task]()
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                         final_lr=min(_DEFAULTS.final_lr, args.lr))
-    model = SequenceRegressor(task.input_size, args.hidden_size, task.output_size, args.num_layers,
-                              rng=np.random.default_rng(args.seed))
-    console.print(f"bptt train {args.task} | hidden-size {args.hidden_size} | num-layers {args.num_layers} | "
-                  f"steps {config.steps} | batch-size {config.batch_size} | lr {config.lr:g} -> "
-                  f"{config.final_lr:g} (cosine) | clip-norm {config.clip_norm:g} | seed {args.seed} | "
-                  f"out {args.out}")
+    try:
+        experiment = resolve(args.task, args.seed, **_options(args))
+    except ValueError as error:
+        print(f"bptt train: {error}", file=sys.stderr)
+        return 2
+    out = args.out or Path("runs") / args.task
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "model.safetensors"
+    console.print(f"bptt train | {_describe(experiment)} | out {out}")
     start = time.perf_counter()
     with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
-        bar = progress.add_task("train", total=config.steps)
+        bar = progress.add_task("train", total=experiment.config.steps)
 
         def log(step: int, history: History) -> None:
             progress.update(bar, completed=step)
@@ -137,32 +154,88 @@ def train_command(args: argparse.Namespace) -> int:
                 return
             elapsed = time.perf_counter() - start
             progress.console.print(
-                f"step {step:>5} | loss {history.loss[-1]:.2e} | test-mse {history.test_mse[-1]:.2e} | "
+                f"step {step:>5} | loss {history.loss[-1]:.2e} | val-loss {history.val_loss[-1]:.2e} | "
                 f"grad-norm {history.grad_norm[-1]:.3g} | {1e3 * elapsed / step:.2f} ms/step | {elapsed:.1f} s")
 
+        def save_best(model, step: int, history: History) -> None:
+            save_arrays(checkpoint, model.params, {**experiment.metadata(), "step": step})
+
         try:
-            history = fit(model, task, config, args.seed, on_step=log)
+            result = run(experiment, on_step=log, on_best=save_best)
         except NonFiniteError as error:
             progress.stop()
             console.print(f"error: {error}")
             return 1
-    seconds = time.perf_counter() - start
-    test_mse = history.test_mse[-1]
-    args.out.mkdir(parents=True, exist_ok=True)
-    checkpoint = save_arrays(args.out / "model.safetensors", model.params,
-                             {"format": "bptt", "class": "SequenceRegressor", "task": args.task,
-                              "hidden_size": args.hidden_size, "num_layers": args.num_layers, "seed": args.seed})
-    _write_metrics(args.out / "metrics.jsonl", history)
-    figures = _save_figures(args.out, history, task, model, args.seed)
-    console.print(f"test MSE {test_mse:.3e} on held-out phases after {config.steps} steps in {seconds:.1f} s")
-    console.print(f"saved {checkpoint}, {args.out / 'metrics.jsonl'}, " + ", ".join(map(str, figures)))
+    history = result.history
+    _write_metrics(out / "metrics.jsonl", history)
+    figures = save_run_figures(result, out)
+    stopped = f", stopped early at step {history.stopped_early_at}" if history.stopped_early_at else ""
+    console.print(f"kept the weights of step {history.best_step} (best validation loss "
+                  f"{history.best_val_loss:.3e}){stopped}; {len(history.step)} steps in {result.seconds:.1f} s")
+    console.print("test: " + " | ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
+    console.print(f"saved {checkpoint}, {out / 'metrics.jsonl'}, " + ", ".join(map(str, figures)))
     if args.json:
-        summary = {"task": args.task, "test_mse": test_mse, "train_loss": history.loss[-1], "seconds": seconds,
-                   "steps": config.steps, "seed": args.seed, "hidden_size": args.hidden_size,
-                   "checkpoint": str(checkpoint), "metrics": str(args.out / "metrics.jsonl"),
-                   "figures": [str(p) for p in figures]}
+        summary = {"task": args.task, "model": experiment.cell, **result.metrics, "seconds": result.seconds,
+                   "steps": len(history.step), "best_step": history.best_step, "seed": args.seed,
+                   "hidden_size": experiment.hidden_size, "checkpoint": str(checkpoint),
+                   "metrics": str(out / "metrics.jsonl"), "figures": [str(p) for p in figures]}
         print(json.dumps(summary))
     return 0
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes with one BLAS thread each, so that parallel seeds do not fight over the cores."""
+    saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({k: "1" for k in saved})
+    try:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        pool.submit(int).result()  # start the workers while the variables are set
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return pool
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from bptt.figures import save_sweep_figure
+
+    try:
+        base = resolve(args.task, 0, **_options(args))
+    except ValueError as error:
+        print(f"bptt sweep: {error}", file=sys.stderr)
+        return 2
+    workers = min(args.seeds, args.workers or os.cpu_count() or 1)
+    out = args.out or Path("runs") / f"{args.task}-sweep"
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"bptt sweep | {_describe(base).rsplit(' | seed', 1)[0]} | seeds 0..{args.seeds - 1} | "
+          f"{workers} worker processes | out {out}", flush=True)
+    start = time.perf_counter()
+    summaries = []
+    with _pool(workers) as pool:
+        for summary in pool.map(run_summary, [replace(base, seed=seed) for seed in range(args.seeds)]):
+            summaries.append(summary)
+            shown = " | ".join(f"{k} {v:.3g}" for k, v in summary["metrics"].items())
+            print(f"seed {summary['seed']:>3} | {'ok  ' if summary['success'] else 'FAIL'} | {shown} | "
+                  f"{summary['seconds']:.1f} s", flush=True)
+    task = TASKS[args.task]()
+    goals = ", ".join(f"{name} {op} {threshold:g}" for name, (op, threshold) in task.goals.items())
+    passed = sum(s["success"] for s in summaries)
+    metric = next(iter(task.goals))
+    values = [s["metrics"][metric] for s in summaries]
+    seconds = [s["seconds"] for s in summaries]
+    figure = save_sweep_figure(summaries, metric, out / "sweep.png", title=f"{args.task}: {args.seeds} seeds")
+    print(f"{passed}/{len(summaries)} seeds reached {goals}; {metric}: median {statistics.median(values):.3g}, "
+          f"min {min(values):.3g}, max {max(values):.3g}; median {statistics.median(seconds):.1f} s per seed; "
+          f"{time.perf_counter() - start:.1f} s in all; figure {figure}")
+    if args.json:
+        print(json.dumps({"task": args.task, "seeds": args.seeds, "passed": passed, "goals": task.goals,
+                          "median_seconds": statistics.median(seconds), "config": asdict(base.config),
+                          "runs": [{k: s[k] for k in ("seed", "metrics", "success", "seconds", "best_step")}
+                                   for s in summaries], "figure": str(figure)}))
+    return 0 if passed == len(summaries) else 1
 
 
 def gradcheck_command(args: argparse.Namespace) -> int:
@@ -195,7 +268,7 @@ def gradcheck_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bptt`` and ``python -m bptt``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    commands = {"train": train_command, "gradcheck": gradcheck_command}
+    commands = {"train": train_command, "sweep": sweep_command, "gradcheck": gradcheck_command}
     return commands[args.verb](args)
 
 

@@ -1,0 +1,126 @@
+"""The trainer: truncated BPTT, validation and the kept weights, early stopping, schedules, failures."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from bptt.models import SequenceRegressor
+from bptt.optim import Adam, clip_grad_norm
+from bptt.tasks.adding import AddingTask
+from bptt.tasks.sine import SineTask
+from bptt.train import NonFiniteError, TrainConfig, data_streams, fit
+
+
+def small_model(seed=0, cell="lstm"):
+    return SequenceRegressor(1, 6, 1, cell=cell, rng=np.random.default_rng(seed))
+
+
+def test_tbptt_carries_the_state_and_stops_the_gradient_at_chunk_borders():
+    """One training step with tbptt=4 on 10-step sequences equals, by hand: chunk [0,4) from zeros,
+    chunk [4,8) from the state chunk 1 ended in, chunk [8,10) likewise, each with its own backward
+    (no gradient into the carried state), clipping and Adam step."""
+    task = SineTask(seq_len=10, warmup=2)
+    config = TrainConfig(steps=1, batch_size=3, lr=0.05, final_lr=0.05, tbptt=4, eval_every=1)
+    model = small_model(1)
+    fit(model, task, config, seed=3)
+
+    reference = small_model(1)
+    optimizer = Adam(reference.params, reference.grads, lr=0.05)
+    x, y = task.batch(data_streams(3)["train"], 3, np.float64)
+    state = None
+    for start in (0, 4, 8):
+        pred = reference(x[start:start + 4], state)
+        state = reference.final_state
+        _, dpred = task.loss(pred, y[start:start + 4], start=start)
+        reference.zero_grad()
+        reference.backward(dpred)
+        clip_grad_norm(reference.grads, config.clip_norm)
+        optimizer.step()
+    for name, value in reference.params.items():
+        np.testing.assert_array_equal(model.params[name], value, err_msg=name)
+
+
+def test_tbptt_of_the_whole_length_is_plain_bptt():
+    task = SineTask(seq_len=12)
+    plain, chunked = small_model(2), small_model(2)
+    config = TrainConfig(steps=4, batch_size=4, eval_every=2)
+    fit(plain, task, config, seed=1)
+    fit(chunked, task, dataclasses.replace(config, tbptt=12), seed=1)
+    for name, value in plain.params.items():
+        np.testing.assert_array_equal(chunked.params[name], value, err_msg=name)
+
+
+def test_tbptt_is_refused_for_a_task_scored_on_whole_sequences():
+    with pytest.raises(ValueError, match="truncated BPTT needs a task whose loss is a sum over steps; 'adding'"):
+        fit(SequenceRegressor(2, 4, 1, rng=0), AddingTask(seq_len=10), TrainConfig(steps=1, tbptt=5), seed=0)
+
+
+class WorseningValidation(SineTask):
+    """A sine task whose validation loss only ever gets worse after the first evaluation."""
+
+    def __init__(self):
+        super().__init__(seq_len=8)
+        object.__setattr__(self, "_calls", [0])
+
+    def loss(self, pred, target, start=0):
+        value, dpred = super().loss(pred, target, start)
+        if len(pred) and pred.shape[1] == self.held_out_size:  # the validation set
+            self._calls[0] += 1
+            return float(self._calls[0]), dpred
+        return value, dpred
+
+
+def test_early_stopping_and_the_best_weights_are_kept():
+    task = WorseningValidation()
+    model = small_model(4)
+    kept = {}
+    history = fit(model, task, TrainConfig(steps=50, batch_size=2, eval_every=5, patience=2), seed=0,
+                  on_best=lambda step, h: kept.update(step=step, state=model.state_dict()))
+    assert history.eval_step == [5, 10, 15]
+    assert history.stopped_early_at == 15 and history.step[-1] == 15
+    assert history.best_step == kept["step"] == 5
+    for name, value in kept["state"].items():
+        np.testing.assert_array_equal(model.params[name], value, err_msg=name)
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine():
+    config = TrainConfig(steps=10, lr=1.0, final_lr=0.0, warmup_steps=4)
+    assert [config.lr_at(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert config.lr_at(4) == pytest.approx(1.0)
+    assert config.lr_at(7) == pytest.approx(0.5)
+    history = fit(small_model(), SineTask(seq_len=8), dataclasses.replace(config, lr=0.01, eval_every=5), seed=0)
+    assert history.lr[:4] == pytest.approx([0.0025, 0.005, 0.0075, 0.01])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_every_optimizer_and_family_trains(optimizer, cell):
+    lr = 0.1 if optimizer == "sgd" else 0.01
+    model = small_model(5, cell)
+    history = fit(model, SineTask(seq_len=20), TrainConfig(steps=40, batch_size=8, lr=lr, eval_every=20,
+                                                          optimizer=optimizer), seed=5)
+    assert history.val_loss[-1] < history.val_loss[0] or history.val_loss[-1] < 0.05
+
+
+class NaNTask(SineTask):
+    def loss(self, pred, target, start=0):
+        value, dpred = super().loss(pred, target, start)
+        return float("nan"), dpred
+
+
+def test_a_non_finite_loss_stops_training_and_names_the_step():
+    with pytest.raises(NonFiniteError, match="training stopped at step 1: non-finite loss"):
+        fit(small_model(), NaNTask(seq_len=8), TrainConfig(steps=3), seed=0)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("tbptt", 0, "expected tbptt to be None or an int >= 1, got 0"),
+    ("patience", -1, "expected patience to be None or an int >= 1, got -1"),
+    ("warmup_steps", -2, "expected warmup_steps to be an int >= 0, got -2"),
+    ("optimizer", "lbfgs", "expected optimizer to be one of sgd, adam, adamw, rmsprop, got 'lbfgs'"),
+    ("weight_decay", -0.1, "expected weight_decay >= 0, got -0.1"),
+])
+def test_bad_train_config_raises(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
