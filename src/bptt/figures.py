@@ -36,7 +36,8 @@ def _prediction_figure(result, path: Path) -> Path:
                        title="copy: recalled symbols of 8 held-out sequences", size=(6, 6))
     if task.name == "sunspots":
         truth, forecast = task.forecast(model, result.test_data)
-        return _figure(path, lambda ax: plots.plot_series(truth, forecast, ax, first_step=task.first_test_year),
+        return _figure(path, lambda ax: plots.plot_series(truth, forecast, ax, first_step=task.first_test_year,
+                                                         xlabel="year"),
                        title="sunspots: one-step forecasts on the held-out years")
     return _figure(path, lambda ax: plots.plot_series(y[:, 0, 0], pred[:, 0, 0], ax, unscored=task.warmup),
                    title=f"{task.name}: next-step prediction on a held-out sequence")

@@ -21,14 +21,15 @@ def plot_losses(history: History, ax):
     return ax
 
 
-def plot_series(truth: np.ndarray, pred: np.ndarray, ax, *, unscored: int = 0, first_step: int = 1):
+def plot_series(truth: np.ndarray, pred: np.ndarray, ax, *, unscored: int = 0, first_step: int = 1,
+                xlabel: str = "step"):
     """One held-out sequence: targets and predictions; the first ``unscored`` steps shaded."""
     steps = np.arange(first_step, first_step + len(truth))
     ax.plot(steps, truth, "k-", lw=1.5, label="truth (next value)")
     ax.plot(steps, pred, "--", color="tab:orange", lw=1.5, label="prediction")
     if unscored:
         ax.axvspan(first_step - 0.5, first_step + unscored - 0.5, color="0.9", label="warm-up (not scored)")
-    ax.set_xlabel("step")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("value")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
     return ax
