@@ -226,7 +226,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     metric = next(iter(task.goals))
     values = [s["metrics"][metric] for s in summaries]
     seconds = [s["seconds"] for s in summaries]
-    figure = save_sweep_figure(summaries, metric, out / "sweep.png", title=f"{args.task}: {args.seeds} seeds")
+    figure = save_sweep_figure(summaries, metric, out / "sweep.png", title=f"{args.task}: {args.seeds} seeds",
+                               goal=task.goals[metric][1])
     print(f"{passed}/{len(summaries)} seeds reached {goals}; {metric}: median {statistics.median(values):.3g}, "
           f"min {min(values):.3g}, max {max(values):.3g}; median {statistics.median(seconds):.1f} s per seed; "
           f"{time.perf_counter() - start:.1f} s in all; figure {figure}")

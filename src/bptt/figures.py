@@ -61,7 +61,8 @@ def save_run_figures(result, out: Path) -> list[Path]:
     return paths
 
 
-def save_sweep_figure(summaries: list[dict], metric: str, path: Path, *, title: str) -> Path:
-    """All seeds' loss curves beside the spread of their final ``metric``."""
-    return _figure(path, lambda left, right: plots.plot_sweep(summaries, metric, left, right), title=title,
-                   size=(11, 4), panels=2)
+def save_sweep_figure(summaries: list[dict], metric: str, path: Path, *, title: str,
+                      goal: float | None = None) -> Path:
+    """All seeds' loss curves beside the spread of their final ``metric`` and its goal."""
+    return _figure(path, lambda left, right: plots.plot_sweep(summaries, metric, left, right, goal=goal),
+                   title=title, size=(11, 4), panels=2)

@@ -70,8 +70,9 @@ def plot_symbols(target: np.ndarray, predicted: np.ndarray, ax):
     return ax
 
 
-def plot_sweep(summaries: list[dict], metric: str, ax_curves, ax_final):
-    """Every seed's training loss curve, and the spread of a final metric over the seeds."""
+def plot_sweep(summaries: list[dict], metric: str, ax_curves, ax_final, *, goal: float | None = None):
+    """Every seed's training loss curve, and the spread of a final metric over the seeds (green: the seed
+    met the task's goals), with the metric's goal as a dashed line."""
     for summary in summaries:
         ax_curves.semilogy(np.arange(1, len(summary["loss"]) + 1), summary["loss"], lw=0.6, alpha=0.6)
     ax_curves.set_xlabel("step")
@@ -81,6 +82,10 @@ def plot_sweep(summaries: list[dict], metric: str, ax_curves, ax_final):
     colors = ["tab:green" if s["success"] else "tab:red" for s in summaries]
     ax_final.scatter(np.arange(len(values)), values, c=colors)
     ax_final.set_yscale("log" if (values > 0).all() else "linear")
+    if goal is not None:
+        ax_final.axhline(goal, color="k", ls="--", lw=1, label=f"goal {goal:g}")
+        ax_final.legend()
+    ax_final.set_xticks(np.arange(len(values)))
     ax_final.set_xlabel("seed")
     ax_final.set_ylabel(metric)
     ax_final.grid(True, which="both", alpha=0.3)
