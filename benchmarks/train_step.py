@@ -34,7 +34,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -42,11 +41,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_info
+from _environment import TORCH_THREADS, environment_report
 
 import bptt
 
-TORCH_THREADS = 2
 PAUSE_S = 0.2
 DEFAULT_CONFIGS = "50,1,1,32;100,32,32,128"
 DEFAULT_BLOCKS = 7
@@ -126,59 +124,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.min_block_ms <= 0:
         parser.error(f"--min-block-ms must be > 0, got {args.min_block_ms}")
     return args
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def environment_report() -> dict:
-    """Print (and return) what decides the speed: libraries, thread pools, tuning variables."""
-    pools = threadpool_info()
-    env_vars = {name: os.environ.get(name) for name in (
-        "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "GLIBC_TUNABLES",
-        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    print(f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
-          f"bptt {getattr(bptt, '__version__', '?')}")
-    print(f"cpu: {cpu_model()}, {os.cpu_count()} logical cores")
-    print(f"torch threads: {torch.get_num_threads()} (set_num_threads({TORCH_THREADS})), "
-          f"mkldnn/oneDNN available: {torch.backends.mkldnn.is_available()}")
-    print("thread pools (threadpoolctl):")
-    for pool in pools:
-        extra = f", {pool['architecture']}" if pool.get("architecture") else ""
-        print(f"  {pool['user_api']:7s} {pool['internal_api']:9s} {pool.get('version') or '?':10s} "
-              f"threads={pool['num_threads']}{extra}  {os.path.basename(pool['filepath'])}")
-    numpy_blas = [p for p in pools if p["user_api"] == "blas" and "numpy" in p["filepath"]]
-    for pool in numpy_blas:
-        print(f"NumPy BLAS: {pool['internal_api']} {pool.get('version')}, {pool['num_threads']} threads"
-              + (f", {pool['architecture']} kernel" if pool.get("architecture") else ""))
-    if not numpy_blas:
-        print("NumPy BLAS: not identified among the pools above")
-    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        if env_vars[name] is not None:
-            print(f"{name}={env_vars[name]}  WARNING: may select a slower OpenBLAS kernel and slow NumPy; "
-                  f"compare with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...`")
-        else:
-            print(f"{name}: unset")
-    if env_vars["GLIBC_TUNABLES"] is not None:
-        print(f"GLIBC_TUNABLES={env_vars['GLIBC_TUNABLES']}")
-    else:
-        print("GLIBC_TUNABLES: unset (glibc malloc defaults)")
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        if env_vars[name] is not None:
-            print(f"{name}={env_vars[name]}")
-    return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "threadpools": [{k: p.get(k) for k in ("user_api", "internal_api", "version", "num_threads",
-                                                    "architecture", "filepath")} for p in pools],
-            "env": env_vars}
 
 
 # ---------------------------------------------------------------------------------------------------------
