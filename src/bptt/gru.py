@@ -126,7 +126,7 @@ def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
     T, N, I = x.shape
     H = weights["weight_hh"].shape[1]
     dtype = x.dtype
-    w_hh_t = weights["weight_hh"].T                     # (H, 3H)
+    w_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # (H, 3H); a contiguous copy makes the GEMM faster
     upstream = np.ascontiguousarray(dout.transpose(0, 2, 1))  # (T, H, N)
     d_hidden = np.empty((T, 3 * H, N), dtype=dtype)     # dL/da_t: r, z rows as dX, n rows r * dX_n
     d_input_n = np.empty((T, H, N), dtype=dtype)        # dL/dX^x_n, the n rows of dX

@@ -158,7 +158,7 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
     H, S = weight_hh.shape[0] // 4, weight_hh.shape[1]
     rows = internal_gate_rows(H)
     dtype = x.dtype
-    w_hh_t = weight_hh[rows].T                          # (S, 4H), unscaled: gradients are taken w.r.t. z
+    w_hh_t = np.ascontiguousarray(weight_hh[rows].T)    # (S, 4H) contiguous; unscaled: gradients are w.r.t. z
     upstream = np.ascontiguousarray(dout.transpose(0, 2, 1))  # (T, S, N)
     dz = np.empty((T, 4 * H, N), dtype=dtype)           # dL/dz_t for every step, internal order
     dh = np.empty((S, N), dtype=dtype)
