@@ -46,7 +46,6 @@ import argparse
 import gc
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -54,58 +53,16 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
-from _environment import TORCH_THREADS, environment_report
 
 from bptt.experiment import TASKS, resolve
 from bptt.models import SequenceRegressor
 from bptt.optim import OPTIMIZERS, clip_grad_norm
+from bptt.timing import FOREIGN_WARN, PAUSE_S, TORCH_THREADS, ForeignLoad, environment_report
 from bptt.train import data_streams
 
-PAUSE_S = 0.2
 NP_DTYPE = {"float64": np.float64, "float32": np.float32}
 TORCH_DTYPE = {"float64": torch.float64, "float32": torch.float32}
 CHECK_TOLERANCE = {"float64": 1e-10, "float32": 1e-3}
-FOREIGN_WARN = 0.05
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Environment
-# ---------------------------------------------------------------------------------------------------------
-
-class ForeignLoad:
-    """CPU time other processes took while we timed: /proc/stat busy time minus this process's own, as a
-    share of the machine's capacity over the timed wall time (a busy 2-core machine distorts both sides)."""
-
-    def __init__(self) -> None:
-        self.foreign_s = 0.0
-        self.wall_s = 0.0
-        self.available = os.path.exists("/proc/stat")
-        self._tick = os.sysconf("SC_CLK_TCK") if self.available else 100
-
-    def _busy_s(self) -> float:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-        return (sum(fields[:8]) - idle) / self._tick
-
-    def __enter__(self) -> ForeignLoad:
-        if self.available:
-            times = os.times()
-            self._start = (self._busy_s(), times.user + times.system, time.perf_counter())
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.available:
-            times = os.times()
-            busy0, own0, wall0 = self._start
-            self.foreign_s += max(0.0, self._busy_s() - busy0 - (times.user + times.system - own0))
-            self.wall_s += time.perf_counter() - wall0
-
-    @property
-    def fraction(self) -> float:
-        if not self.available or self.wall_s <= 0:
-            return float("nan")
-        return self.foreign_s / (self.wall_s * (os.cpu_count() or 1))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -400,7 +357,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.torch_threads)
-    env = environment_report()
+    env = environment_report(args.torch_threads)
     config = resolve("sine", args.first_seed).config
     optimizer = torch.optim.Adam([torch.zeros(1)], lr=config.lr)
     print(f"\nsettings (resolve('sine', seed)): {asdict(config)}")

@@ -1,4 +1,5 @@
-"""The ``bptt`` command line: ``bptt train TASK``, ``bptt sweep TASK``, ``bptt gradcheck lstm|gru|rnn``."""
+"""The ``bptt`` command line: ``bptt train TASK``, ``bptt sweep TASK``, ``bptt gradcheck lstm|gru|rnn``,
+``bptt bench`` (speed and memory against PyTorch, :mod:`bptt.bench`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt import __version__
+from bptt import __version__, bench
 from bptt.experiment import TASKS, Experiment, resolve, run, run_summary
 from bptt.gru import GRU
 from bptt.io import save_arrays
@@ -100,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--samples", type=_positive_int, default=None, help="entries per tensor in sample mode")
     how.add_argument("--seed", type=int, default=0, help="seed of weights, inputs and upstream gradients (default 0)")
     check.add_argument("--json", action="store_true", help="print the report as JSON on the last line of stdout")
+
+    timing = verbs.add_parser("bench", help="time training, inference and streaming steps against PyTorch "
+                                            "(needs torch); --memory adds the peak memory of a training step",
+                              description=bench.__doc__.split("\n\n")[0])
+    bench.add_arguments(timing)
     return parser
 
 
@@ -269,7 +275,7 @@ def gradcheck_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bptt`` and ``python -m bptt``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    commands = {"train": train_command, "sweep": sweep_command, "gradcheck": gradcheck_command}
+    commands = {"train": train_command, "sweep": sweep_command, "gradcheck": gradcheck_command, "bench": bench.run}
     return commands[args.verb](args)
 
 
