@@ -84,19 +84,17 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
         input_bias[:2 * H] += weights["bias_hh"][:2 * H]
         input_bias = _halve_gate_rows(input_bias, H)
         hidden_n_bias = weights["bias_hh"][2 * H:, None]
-    # (G1) X^x = W_ih x_t + b for all steps in one GEMM, column block t = step t
-    projection = project_inputs(_halve_gate_rows(weights["weight_ih"], H), x, input_bias)
-    gates = np.empty((T, 3 * H, N), dtype=dtype)
+    # (G1) X^x = W_ih x_t + b for all steps before the loop, (T, 3H, N); it becomes the gate buffer
+    gates = project_inputs(_halve_gate_rows(weights["weight_ih"], H), x, input_bias)
     h = np.empty((T + 1, H, N), dtype=dtype)
     hidden_n = np.empty((T, H, N), dtype=dtype)
     h[0] = states[0].T
     recurrent = np.empty((3 * H, N), dtype=dtype)
     scratch = np.empty((H, N), dtype=dtype)
     for t in range(T):
-        columns = slice(t * N, (t + 1) * N)
         s = gates[t]
         np.matmul(w_hh, h[t], out=recurrent)                               # (G2) a = W_hh h_{t-1} + b_hh
-        np.add(projection[:2 * H, columns], recurrent[:2 * H], out=s[:2 * H])
+        s[:2 * H] += recurrent[:2 * H]
         np.tanh(s[:2 * H], out=s[:2 * H])
         s[:2 * H] *= 0.5
         s[:2 * H] += 0.5                                                    # (G3) r, z = (1 + tanh(./2)) / 2
@@ -105,8 +103,8 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
             np.add(recurrent[2 * H:], hidden_n_bias, out=hidden_n[t])
         else:
             hidden_n[t] = recurrent[2 * H:]
-        np.multiply(r, hidden_n[t], out=n)                                  # (G4) n = tanh(X_n + r a_n)
-        n += projection[2 * H:, columns]
+        np.multiply(r, hidden_n[t], out=scratch)                            # (G4) n = tanh(X_n + r a_n)
+        n += scratch
         np.tanh(n, out=n)
         np.subtract(h[t], n, out=scratch)                                   # (G5) h = n + z (h_prev - n)
         scratch *= z

@@ -100,10 +100,9 @@ def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray,
     dtype = x.dtype
     bias = _combined_bias(weights)
     w_hh = _halve_sigmoid_rows(weight_hh[rows], H)                       # (4H, S)
-    # (L1) Z^x = W_ih x_t + b for all steps in one GEMM, column block t = step t
-    projection = project_inputs(_halve_sigmoid_rows(weights["weight_ih"][rows], H), x,
-                                None if bias is None else _halve_sigmoid_rows(bias[rows], H))
-    gates = np.empty((T, 4 * H, N), dtype=dtype)
+    # (L1) Z^x = W_ih x_t + b for all steps before the loop, (T, 4H, N); it becomes the gate buffer
+    gates = project_inputs(_halve_sigmoid_rows(weights["weight_ih"][rows], H), x,
+                           None if bias is None else _halve_sigmoid_rows(bias[rows], H))
     h = np.empty((T + 1, S, N), dtype=dtype)
     c = np.empty((T + 1, H, N), dtype=dtype)
     tanh_c = np.empty((T, H, N), dtype=dtype)
@@ -115,7 +114,7 @@ def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray,
     for t in range(T):
         z = gates[t]
         np.matmul(w_hh, h[t], out=recurrent)                # (L2) z_t = Z^x_t + W_hh h_{t-1}
-        np.add(projection[:, t * N:(t + 1) * N], recurrent, out=z)
+        z += recurrent
         np.tanh(z, out=z)                                   # (L3) g = tanh(z), and tanh(z/2) for i, f, o
         sig = z[:3 * H]
         sig *= 0.5

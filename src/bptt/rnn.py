@@ -79,7 +79,7 @@ def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     for t in range(T):
         z = h[t + 1]
         np.matmul(weight_hh, h[t], out=z)                    # (R2) z = Z^x_t + W_hh h_{t-1}
-        z += projection[:, t * N:(t + 1) * N]
+        z += projection[t]
         _activate(z, nonlinearity)                          # (R3) h = phi(z)
         freeze_inactive(z, h[t], inactive_at(inactive, t))
     out = h[1:].transpose(0, 2, 1).copy()
