@@ -71,7 +71,7 @@ def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     T, N, _ = x.shape
     H = weights["weight_hh"].shape[1]
     bias = weights["bias_ih"] + weights["bias_hh"] if "bias_ih" in weights else None
-    # (R1) Z^x = W_ih x_t + b for all steps in one GEMM, column block t = step t
+    # (R1) Z^x = W_ih x_t + b for all steps before the loop, (T, H, N), block t = step t
     projection = project_inputs(weights["weight_ih"], x, bias)
     weight_hh = weights["weight_hh"]
     h = np.empty((T + 1, H, N), dtype=x.dtype)
