@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.recurrent import Family, RecurrentLayer, freeze_inactive, inactive_at, project_inputs, step_columns
+from bptt.recurrent import ChunkedGradients, Family, RecurrentLayer, freeze_inactive, inactive_at, project_inputs
 
 
 class GRUCache(NamedTuple):
@@ -126,8 +126,10 @@ def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
     dtype = x.dtype
     w_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # (H, 3H); a contiguous copy makes the GEMM faster
     upstream = np.ascontiguousarray(dout.transpose(0, 2, 1))  # (T, H, N)
-    d_hidden = np.empty((T, 3 * H, N), dtype=dtype)     # dL/da_t: r, z rows as dX, n rows r * dX_n
-    d_input_n = np.empty((T, H, N), dtype=dtype)        # dL/dX^x_n, the n rows of dX
+    d = np.empty((3 * H, N), dtype=dtype)               # dL/da_t of the current step: r, z rows as dX, n rows r dX_n
+    dn = np.empty((H, N), dtype=dtype)                  # dL/dX^x_n of the current step, the n rows of dX
+    # (G7), (G8) weight and input gradients, GEMMs over chunks of steps as the loop hands them over
+    gradients = ChunkedGradients(x, h[:T], weights["weight_ih"], bias="bias_ih" in weights, input_tail=H)
     dh = np.empty((H, N), dtype=dtype)
     dh_recurrent = np.array(dstates[0].T, dtype=dtype)  # W_hh^T da_{t+1} + z_{t+1} dh_{t+1}; starts as dL/dh_T
     scratch = np.empty((H, N), dtype=dtype)
@@ -135,9 +137,7 @@ def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
     for t in range(T - 1, -1, -1):
         s = gates[t]
         r, z, n = s[:H], s[H:2 * H], s[2 * H:]
-        d = d_hidden[t]
         dr, dz, dn_hidden = d[:H], d[H:2 * H], d[2 * H:]
-        dn = d_input_n[t]
         # (G6) dh_t = dL/dout_t + (recurrent and direct paths from t+1)
         np.add(upstream[t], dh_recurrent, out=dh)
         # (G5) h = (1 - z) n + z h_prev
@@ -161,18 +161,11 @@ def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
         dh_recurrent += scratch
         if frozen is not None:
             np.copyto(dh_recurrent, dh, where=frozen)
-    hidden_columns = step_columns(d_hidden)             # (3H, T*N)
-    input_columns = hidden_columns.copy()
-    input_columns[2 * H:] = step_columns(d_input_n)
-    # (G8) dx_t = W_ih^T dX_t, all steps in one GEMM
-    dx = (input_columns.T @ weights["weight_ih"]).reshape(T, N, I)
-    # (G7) weight gradients as whole-sequence GEMMs
-    grads = {"weight_ih": input_columns @ x.reshape(T * N, I),
-             "weight_hh": hidden_columns @ step_columns(h[:T]).T}
+        gradients.add(t, d, dn)
+    grads = {"weight_ih": gradients.weight_ih_grad, "weight_hh": gradients.weight_hh_grad}
     if "bias_ih" in weights:
-        grads["bias_ih"] = input_columns.sum(axis=1)
-        grads["bias_hh"] = hidden_columns.sum(axis=1)
-    return dx, (dh_recurrent.T.copy(),), grads
+        grads["bias_ih"], grads["bias_hh"] = gradients.bias_ih_grad, gradients.bias_hh_grad
+    return gradients.dx, (dh_recurrent.T.copy(),), grads
 
 
 GRU_FAMILY = Family("GRU", 3, ("h",), gru_forward, gru_backward)

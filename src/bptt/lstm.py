@@ -41,7 +41,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.recurrent import Family, RecurrentLayer, freeze_inactive, inactive_at, project_inputs, step_columns
+from bptt.recurrent import (
+    ChunkedGradients,
+    Family,
+    RecurrentLayer,
+    freeze_inactive,
+    inactive_at,
+    project_inputs,
+    step_columns,
+)
 
 
 class LSTMCache(NamedTuple):
@@ -159,7 +167,9 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
     dtype = x.dtype
     w_hh_t = np.ascontiguousarray(weight_hh[rows].T)    # (S, 4H) contiguous; unscaled: gradients are w.r.t. z
     upstream = np.ascontiguousarray(dout.transpose(0, 2, 1))  # (T, S, N)
-    dz = np.empty((T, 4 * H, N), dtype=dtype)           # dL/dz_t for every step, internal order
+    d = np.empty((4 * H, N), dtype=dtype)               # dL/dz_t of the current step, internal order
+    # (L7), (L8) weight and input gradients, GEMMs over chunks of steps as the loop hands them over
+    gradients = ChunkedGradients(x, h[:T], weight_ih[rows], bias="bias_ih" in weights)
     dh = np.empty((S, N), dtype=dtype)
     dh_all = np.empty((T, S, N), dtype=dtype) if weight_hr is not None else None
     dm = np.empty((H, N), dtype=dtype) if weight_hr is not None else dh
@@ -172,7 +182,6 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
         carried = dc.copy() if frozen is not None else None
         s = gates[t]
         i, f, o, g = s[:H], s[H:2 * H], s[2 * H:3 * H], s[3 * H:]
-        d = dz[t]
         di, df, do, dg = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
         # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
         np.add(upstream[t], dh_recurrent, out=dh)
@@ -204,22 +213,20 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
             np.copyto(dc, carried, where=frozen)
             if dh_all is not None:
                 np.copyto(dh_all[t], 0.0, where=frozen)  # W_hr was not used at a padded step
-    dz_columns = step_columns(dz)                       # (4H, T*N), column block t is step t
-    # (L8) dx_t = dz_t W_ih, all steps in one GEMM
-    dx = (dz_columns.T @ weight_ih[rows]).reshape(T, N, I)
-    # (L7) weight gradients as whole-sequence GEMMs, then back to PyTorch's gate order
+        gradients.add(t, d)
+    # (L7) back to PyTorch's gate order
     grads = {"weight_ih": np.empty_like(weight_ih), "weight_hh": np.empty_like(weight_hh)}
-    grads["weight_ih"][rows] = dz_columns @ x.reshape(T * N, I)
-    grads["weight_hh"][rows] = dz_columns @ step_columns(h[:T]).T
+    grads["weight_ih"][rows] = gradients.weight_ih_grad
+    grads["weight_hh"][rows] = gradients.weight_hh_grad
     if "bias_ih" in weights:
         bias = np.empty(4 * H, dtype=dtype)
-        bias[rows] = dz_columns.sum(axis=1)
+        bias[rows] = gradients.bias_ih_grad
         grads["bias_ih"] = grads["bias_hh"] = bias
     if dh_all is not None:
         # (L9) dW_hr = sum_t dh_t m_t^T with m_t = o_t tanh(c_t), one GEMM
         m_columns = step_columns(gates[:, 2 * H:3 * H] * tanh_c)
         grads["weight_hr"] = step_columns(dh_all) @ m_columns.T
-    return dx, (dh_recurrent.T.copy(), dc.T.copy()), grads
+    return gradients.dx, (dh_recurrent.T.copy(), dc.T.copy()), grads
 
 
 LSTM_FAMILY = Family("LSTM", 4, ("h", "c"), lstm_forward, lstm_backward)

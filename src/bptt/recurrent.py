@@ -335,3 +335,61 @@ def step_columns(per_step: NDArray) -> NDArray:
     """``(T, R, N)`` feature-major per-step blocks as one ``(R, T*N)`` matrix (a copy), column block t = step t."""
     T, R, N = per_step.shape
     return per_step.transpose(1, 0, 2).reshape(R, T * N)
+
+
+class ChunkedGradients:
+    r"""The gradients of a projection :math:`z_t = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}`, gathered
+    chunk by chunk of steps from a backward loop that runs from the last step to the first.
+
+    Each step hands over its :math:`\delta z_t` ``(R, N)``; the blocks fill a ``(R, k N)`` column buffer, and
+    when a chunk of ``k`` steps is complete (at its first step) GEMMs over all its columns update
+    :math:`\delta W_{ih} \mathrel{+}= D X`, :math:`\delta W_{hh} \mathrel{+}= D H_{prev}^\top`, the biases
+    :math:`\mathrel{+}= D \mathbf 1`, and write :math:`\delta x = D^\top W_{ih}` for those steps. Chunks of
+    about 512 columns keep the GEMMs large, and the loop never holds a ``(T, R, N)`` array of all
+    :math:`\delta z_t` nor its transposed copy, so memory stays near the cache's size.
+
+    With ``input_tail = m > 0`` the input side differs from the hidden side in its last ``m`` rows (the GRU's
+    candidate, whose recurrent term is scaled by the reset gate): :meth:`add` then takes those rows of the
+    input side separately, and the two biases get their own gradients.
+    """
+
+    def __init__(self, x: NDArray, h_prev: NDArray, weight_ih: NDArray, *, bias: bool, input_tail: int = 0,
+                 columns: int = 512):
+        T, N, I = x.shape
+        R, S = weight_ih.shape[0], h_prev.shape[1]
+        self.x, self.h_prev, self.weight_ih = x, h_prev, weight_ih  # h_prev (T, S, N): h_0 .. h_{T-1}
+        self.input_tail = input_tail
+        self.chunk = max(1, min(T, -(-columns // N)))                  # steps per chunk
+        self.hidden_columns = np.empty((R, self.chunk * N), dtype=x.dtype)
+        self.input_columns = np.empty_like(self.hidden_columns) if input_tail else self.hidden_columns
+        self.weight_ih_grad = np.zeros((R, I), dtype=x.dtype)
+        self.weight_hh_grad = np.zeros((R, S), dtype=x.dtype)
+        self.bias_ih_grad = np.zeros(R, dtype=x.dtype) if bias else None
+        self.bias_hh_grad = np.zeros(R, dtype=x.dtype) if bias and input_tail else self.bias_ih_grad
+        self.dx = np.empty_like(x)
+
+    def add(self, t: int, block: NDArray, input_tail_block: NDArray | None = None) -> None:
+        """Take step ``t``'s block (and the input side's last rows, with ``input_tail``); steps must come in
+        decreasing order, each once."""
+        N = self.x.shape[1]
+        start = t - t % self.chunk
+        where = slice((t - start) * N, (t - start + 1) * N)
+        self.hidden_columns[:, where] = block
+        if self.input_tail:
+            self.input_columns[:-self.input_tail, where] = block[:-self.input_tail]
+            self.input_columns[-self.input_tail:, where] = input_tail_block
+        if t == start:
+            self._flush(start, min(start + self.chunk, len(self.x)))
+
+    def _flush(self, start: int, stop: int) -> None:
+        T, N, I = self.x.shape
+        k = stop - start
+        hidden = self.hidden_columns[:, :k * N]                        # column block j = step start + j
+        inputs = self.input_columns[:, :k * N]
+        self.weight_ih_grad += inputs @ self.x[start:stop].reshape(k * N, I)
+        self.weight_hh_grad += hidden @ step_columns(self.h_prev[start:stop]).T
+        if self.bias_ih_grad is not None:
+            self.bias_ih_grad += inputs.sum(axis=1)
+            if self.input_tail:
+                self.bias_hh_grad += hidden.sum(axis=1)
+        self.dx[start:stop] = (inputs.T @ self.weight_ih).reshape(k, N, I)

@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import tanh_grad_from_output
-from bptt.recurrent import Family, RecurrentLayer, freeze_inactive, inactive_at, project_inputs, step_columns
+from bptt.recurrent import ChunkedGradients, Family, RecurrentLayer, freeze_inactive, inactive_at, project_inputs
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -97,11 +97,12 @@ def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, ds
     H = weights["weight_hh"].shape[1]
     w_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # a contiguous copy makes the per-step GEMM faster
     upstream = np.ascontiguousarray(dout.transpose(0, 2, 1))  # (T, H, N)
-    dz = np.empty((T, H, N), dtype=x.dtype)
+    d = np.empty((H, N), dtype=x.dtype)                       # dL/dz_t of the current step
+    # (R5), (R6) weight and input gradients, GEMMs over chunks of steps as the loop hands them over
+    gradients = ChunkedGradients(x, h[:T], weights["weight_ih"], bias="bias_ih" in weights)
     dh = np.empty((H, N), dtype=x.dtype)
     dh_recurrent = np.array(dstates[0].T, dtype=x.dtype)      # W_hh^T dz_{t+1}; starts as dL/dh_T
     for t in range(T - 1, -1, -1):
-        d = dz[t]
         # (R4) dh_t = dL/dout_t + W_hh^T dz_{t+1};  dz_t = dh_t phi'(z_t)
         np.add(upstream[t], dh_recurrent, out=dh)
         np.multiply(dh, _slope_from_output(h[t + 1], nonlinearity, out=d), out=d)
@@ -112,14 +113,11 @@ def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, ds
         np.matmul(w_hh_t, d, out=dh_recurrent)
         if frozen is not None:
             np.copyto(dh_recurrent, dh, where=frozen)
-    dz_columns = step_columns(dz)                             # (H, T*N)
-    # (R6) dx_t = W_ih^T dz_t, all steps in one GEMM
-    dx = (dz_columns.T @ weights["weight_ih"]).reshape(T, N, I)
-    # (R5) weight gradients as whole-sequence GEMMs
-    grads = {"weight_ih": dz_columns @ x.reshape(T * N, I), "weight_hh": dz_columns @ step_columns(h[:T]).T}
+        gradients.add(t, d)
+    grads = {"weight_ih": gradients.weight_ih_grad, "weight_hh": gradients.weight_hh_grad}
     if "bias_ih" in weights:
-        grads["bias_ih"] = grads["bias_hh"] = dz_columns.sum(axis=1)
-    return dx, (dh_recurrent.T.copy(),), grads
+        grads["bias_ih"] = grads["bias_hh"] = gradients.bias_ih_grad
+    return gradients.dx, (dh_recurrent.T.copy(),), grads
 
 
 RNN_FAMILIES = {name: Family("RNN", 1, ("h",), partial(rnn_forward, nonlinearity=name),
