@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.recurrent import ChunkedGradients, Family, RecurrentLayer, freeze_inactive, inactive_at, project_inputs
+from bptt.recurrent import ChunkedGradients, Family, GateProduct, RecurrentLayer, freeze_inactive, inactive_at
 
 
 class GRUCache(NamedTuple):
@@ -47,14 +47,6 @@ class GRUCache(NamedTuple):
     gates: NDArray            # (T, 3H, N)  activated r, z, n
     hidden_n: NDArray         # (T, H, N)   a_n = W_hn h_{t-1} + b_hn, the term the reset gate scales
     inactive: NDArray | None  # (T, N)      True at padded steps
-
-
-def _halve_gate_rows(rows: NDArray, hidden_size: int) -> NDArray:
-    """Scale the r and z rows by 1/2 (exact): their pre-activations become z/2, and sigma(z) =
-    (1 + tanh(z/2)) / 2 needs one tanh call for both gates."""
-    rows = rows.copy()
-    rows[:2 * hidden_size] *= 0.5
-    return rows
 
 
 def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
@@ -76,16 +68,16 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     H = weights["weight_hh"].shape[1]
     dtype = x.dtype
     has_bias = "bias_ih" in weights
-    w_hh = _halve_gate_rows(weights["weight_hh"], H)                    # (3H, H)
+    # The r and z rows halved, on the weights or on the products (GateProduct)
+    recurrent_product = GateProduct(weights["weight_hh"], None, 2 * H, T * N)
     input_bias = None
     if has_bias:
         # b_hr and b_hz only ever add to the input projection; b_hn must stay inside r * (W_hn h + b_hn)
         input_bias = weights["bias_ih"].copy()
         input_bias[:2 * H] += weights["bias_hh"][:2 * H]
-        input_bias = _halve_gate_rows(input_bias, H)
         hidden_n_bias = weights["bias_hh"][2 * H:, None]
     # (G1) X^x = W_ih x_t + b for all steps before the loop, (T, 3H, N); it becomes the gate buffer
-    gates = project_inputs(_halve_gate_rows(weights["weight_ih"], H), x, input_bias)
+    gates = GateProduct(weights["weight_ih"], None, 2 * H, T * N).project(x, input_bias)
     h = np.empty((T + 1, H, N), dtype=dtype)
     hidden_n = np.empty((T, H, N), dtype=dtype)
     h[0] = states[0].T
@@ -93,7 +85,7 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     scratch = np.empty((H, N), dtype=dtype)
     for t in range(T):
         s = gates[t]
-        np.matmul(w_hh, h[t], out=recurrent)                               # (G2) a = W_hh h_{t-1} + b_hh
+        recurrent_product(h[t], out=recurrent)                             # (G2) a = W_hh h_{t-1} + b_hh
         s[:2 * H] += recurrent[:2 * H]
         np.tanh(s[:2 * H], out=s[:2 * H])
         s[:2 * H] *= 0.5

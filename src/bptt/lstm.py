@@ -44,10 +44,10 @@ from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
 from bptt.recurrent import (
     ChunkedGradients,
     Family,
+    GateProduct,
     RecurrentLayer,
     freeze_inactive,
     inactive_at,
-    project_inputs,
     step_columns,
 )
 
@@ -70,14 +70,6 @@ def internal_gate_rows(hidden_size: int) -> NDArray:
     """Row indices that take PyTorch's gate order (i, f, g, o) to the internal order (i, f, o, g)."""
     H = hidden_size
     return np.concatenate([np.arange(0, 2 * H), np.arange(3 * H, 4 * H), np.arange(2 * H, 3 * H)])
-
-
-def _halve_sigmoid_rows(rows: NDArray, hidden_size: int) -> NDArray:
-    """Scale the three sigmoid gates' rows by 1/2 (exact in floating point): with these weights the
-    pre-activations are z/2 for i, f, o and z for g, so one tanh call serves all four gates, as
-    sigma(z) = (1 + tanh(z/2)) / 2."""
-    rows[:3 * hidden_size] *= 0.5
-    return rows
 
 
 def _combined_bias(weights: dict[str, NDArray]) -> NDArray | None:
@@ -107,10 +99,10 @@ def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray,
     rows = internal_gate_rows(H)
     dtype = x.dtype
     bias = _combined_bias(weights)
-    w_hh = _halve_sigmoid_rows(weight_hh[rows], H)                       # (4H, S)
+    # Internal row order i, f, o, g with the sigmoid rows halved, on the weights or on the products
+    recurrent_product = GateProduct(weight_hh, rows, 3 * H, T * N)
     # (L1) Z^x = W_ih x_t + b for all steps before the loop, (T, 4H, N); it becomes the gate buffer
-    gates = project_inputs(_halve_sigmoid_rows(weights["weight_ih"][rows], H), x,
-                           None if bias is None else _halve_sigmoid_rows(bias[rows], H))
+    gates = GateProduct(weights["weight_ih"], rows, 3 * H, T * N).project(x, bias)
     h = np.empty((T + 1, S, N), dtype=dtype)
     c = np.empty((T + 1, H, N), dtype=dtype)
     tanh_c = np.empty((T, H, N), dtype=dtype)
@@ -121,7 +113,7 @@ def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray,
     output = np.empty((H, N), dtype=dtype) if weight_hr is not None else None
     for t in range(T):
         z = gates[t]
-        np.matmul(w_hh, h[t], out=recurrent)                # (L2) z_t = Z^x_t + W_hh h_{t-1}
+        recurrent_product(h[t], out=recurrent)              # (L2) z_t = Z^x_t + W_hh h_{t-1}
         z += recurrent
         np.tanh(z, out=z)                                   # (L3) g = tanh(z), and tanh(z/2) for i, f, o
         sig = z[:3 * H]

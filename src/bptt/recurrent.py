@@ -393,3 +393,48 @@ class ChunkedGradients:
             if self.input_tail:
                 self.bias_hh_grad += hidden.sum(axis=1)
         self.dx[start:stop] = (inputs.T @ self.weight_ih).reshape(k, N, I)
+
+
+class GateProduct:
+    r"""The product ``W v`` with the gate rows in the internal order and the first ``halved`` of them halved,
+    for a call whose operands have ``columns`` columns in all.
+
+    Reordering and halving the rows of ``W`` costs one pass over ``W``; doing it to the product instead costs
+    one pass over the product, so the cheaper side is chosen: the weights for a long or wide call, the
+    products for a short, narrow one (streaming one step of one sequence). Both give the same numbers, since
+    halving is exact and reordering rows changes no sum.
+    """
+
+    def __init__(self, weight: NDArray, rows: NDArray | None, halved: int, columns: int):
+        self.rows, self.halved = rows, halved
+        self.on_weights = columns >= weight.shape[1]
+        if self.on_weights:
+            self.weight = weight[rows] if rows is not None else weight.copy()
+            self.weight[:halved] *= 0.5
+        else:
+            self.weight = weight
+
+    def __call__(self, v: NDArray, out: NDArray) -> NDArray:
+        if self.on_weights:
+            return np.matmul(self.weight, v, out=out)
+        product = self.weight @ v
+        if self.rows is not None:
+            np.take(product, self.rows, axis=0, out=out)
+        else:
+            out[...] = product
+        out[:self.halved] *= 0.5
+        return out
+
+    def project(self, x: NDArray, bias: NDArray | None) -> NDArray:
+        """``W x_t + b`` for every step of ``x (T, N, I)`` as ``(T, R, N)``, rows reordered and halved likewise."""
+        if self.on_weights:
+            halved_bias = None
+            if bias is not None:
+                halved_bias = bias[self.rows] if self.rows is not None else bias.copy()
+                halved_bias[:self.halved] *= 0.5
+            return project_inputs(self.weight, x, halved_bias)
+        projection = project_inputs(self.weight, x, bias)
+        if self.rows is not None:
+            projection = projection[:, self.rows]
+        projection[:, :self.halved] *= 0.5
+        return projection
