@@ -35,10 +35,6 @@ class Module:
         for grad in self.grads.values():
             grad.fill(0.0)
 
-    def num_parameters(self) -> int:
-        """The number of trainable scalars."""
-        return sum(p.size for p in self.params.values())
-
     def state_dict(self) -> dict[str, NDArray]:
         """Copies of the parameters, keyed by PyTorch's names."""
         return {name: value.copy() for name, value in self.params.items()}
