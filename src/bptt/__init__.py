@@ -7,7 +7,8 @@ from bptt.linear import Linear
 from bptt.losses import cross_entropy, mse_loss
 from bptt.lstm import LSTM
 from bptt.rnn import RNN
+from bptt.serialization import load, save
 
 __all__ = ["GRU", "LSTM", "RNN", "Diagnosis", "Linear", "Report", "check_layer", "cross_entropy", "gradcheck",
-           "mse_loss"]
+           "load", "mse_loss", "save"]
 __version__ = "0.1.0"
