@@ -12,8 +12,9 @@ What is measured, for each family (LSTM, GRU, RNN tanh), dtype (float64, float32
   :math:`6 G T N H (I + H)`, with G = 4, 3, 1 gates.
 - **infer**: the forward pass alone (torch under ``torch.no_grad()``); FLOPs :math:`2 G T N H (I + H)`.
 - **stream**: single-step streaming inference, N = 1, one time step per call with the state carried:
-  ``out, state = layer(x_t, state)`` with ``x_t`` of shape ``(1, 1, I)``, against ``torch.nn.LSTMCell`` /
-  ``GRUCell`` / ``RNNCell`` (same weights, under ``torch.no_grad()``), for H in :data:`STREAM_SIZES`, I = H.
+  ``stream.step(x_t)`` (:class:`bptt.stream.Stream`) with ``x_t`` of shape ``(1, I)``, against
+  ``torch.nn.LSTMCell`` / ``GRUCell`` / ``RNNCell`` (same weights, under ``torch.no_grad()``), for H in
+  :data:`STREAM_SIZES`, I = H.
 - **memory** (``--memory``, no torch needed): the peak memory one bptt training step allocates, traced
   with :mod:`tracemalloc`, over the size of the layer's cache (:func:`training_memory`).
 
@@ -47,6 +48,7 @@ from numpy.typing import NDArray
 from bptt.gru import GRU
 from bptt.lstm import LSTM
 from bptt.rnn import RNN
+from bptt.stream import Stream
 from bptt.timing import FOREIGN_WARN, PAUSE_S, TORCH_THREADS, compare, environment_report, gemm_peak, import_torch
 
 Config = tuple[int, int, int, int]
@@ -197,28 +199,29 @@ def inference_pair(torch, case: Case, module) -> Pair:
 
 
 def streaming_pair(torch, family: str, size: int, dtype: str = "float64", seed: int = 0) -> Pair:
-    """One time step per call, N = 1, I = H = ``size``, the state carried from call to call: the bptt
-    layer on ``x_t (1, 1, I)`` against torch's cell on ``x_t (1, I)`` with the same weights. The check
-    runs both from the same state for :data:`STREAM_STEPS` steps and compares every step's states. Call
-    torch's under ``torch.no_grad()``."""
+    """One time step per call, N = 1, I = H = ``size``, the state carried from call to call: a
+    :class:`~bptt.stream.Stream` of the bptt layer against torch's cell, both on ``x_t (1, I)`` with the same
+    weights. The check runs both from the same state for :data:`STREAM_STEPS` steps and compares every
+    step's states. Call torch's under ``torch.no_grad()``."""
     case = build_case(family, (1, 1, size, size), dtype, seed)
     layer = case.layer.eval()
     cell = getattr(torch.nn, FAMILIES[family][1] + "Cell")(size, size, dtype=getattr(torch, dtype))
     cell.load_state_dict({k.removesuffix("_l0"): torch.from_numpy(v.copy()) for k, v in layer.params.items()})
-    xs = np.random.default_rng(seed + 1).standard_normal((STREAM_STEPS, 1, 1, size)).astype(dtype)
-    t_xs = torch.from_numpy(xs.reshape(STREAM_STEPS, 1, size))
-    ours = theirs = None                  # the carried states, (1, 1, H) for bptt, (1, H) for torch
+    stream = Stream(layer)
+    xs = np.random.default_rng(seed + 1).standard_normal((STREAM_STEPS, 1, size)).astype(dtype)
+    t_xs = torch.from_numpy(xs)
+    theirs = None                         # torch's carried state, (1, H); bptt's is in the stream
     t_ours = t_theirs = 0                 # the step each side reads next
 
     def reset() -> None:
-        nonlocal ours, theirs, t_ours, t_theirs
-        ours = case.pack(case.states)
+        nonlocal theirs, t_ours, t_theirs
+        stream.reset(case.pack(case.states))
         theirs = case.pack([torch.from_numpy(s.reshape(1, size).copy()) for s in case.states])
         t_ours = t_theirs = 0
 
     def bptt_step() -> None:
-        nonlocal ours, t_ours
-        _, ours = layer(xs[t_ours], ours)
+        nonlocal t_ours
+        stream.step(xs[t_ours])
         t_ours = (t_ours + 1) % STREAM_STEPS
 
     def torch_step() -> None:
@@ -232,7 +235,7 @@ def streaming_pair(torch, family: str, size: int, dtype: str = "float64", seed: 
             reset()
             for _ in range(STREAM_STEPS):
                 step()
-                states = case.unpack(ours) if side == 0 else [s.numpy() for s in case.unpack(theirs)]
+                states = case.unpack(stream.state) if side == 0 else [s.numpy() for s in case.unpack(theirs)]
                 trajectories[side].append([np.reshape(s, -1) for s in states])
         reset()
         ours_states, theirs_states = (np.array(trajectory) for trajectory in trajectories)
@@ -596,8 +599,7 @@ def _run(torch, args: argparse.Namespace, configs: list[Config], settings: dict)
         print_layer_table(layer_rows)
         print()
     if "stream" in report:
-        print("streaming inference, N = 1, one step per call, state carried (bptt layer on (1, 1, I) vs torch "
-              "cell)")
+        print("streaming inference, N = 1, one step per call, state carried (bptt Stream vs torch cell)")
         print_stream_table(report["stream"])
         print()
     timed = layer_rows + report.get("stream", [])
