@@ -6,6 +6,7 @@ Messages follow one form: ``"<where>: expected <what>, got <what>."`` followed, 
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +24,20 @@ def check_positive_int(where: str, name: str, value: object) -> int:
     return int(value)
 
 
+def check_bool(where: str, name: str, value: object) -> bool:
+    """Return ``value`` as a bool, or raise if it is not one (a string such as ``"False"`` would be truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: expected {name} to be a bool, got {type(value).__name__}.")
+    return bool(value)
+
+
+def check_path(where: str, path: object) -> str:
+    """Return ``path`` as a string, or raise if it is not a ``str`` or ``os.PathLike``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{where}: expected path to be a str or os.PathLike, got {type(path).__name__}.")
+    return os.fspath(path)
+
+
 def check_dtype(where: str, dtype: object) -> np.dtype:
     """Return the working dtype, float32 or float64."""
     try:
@@ -34,8 +49,8 @@ def check_dtype(where: str, dtype: object) -> np.dtype:
     return resolved
 
 
-def resolve_rng(where: str, rng: object) -> np.random.Generator:
-    """An int seed, a Generator or None (fresh OS entropy) becomes a Generator."""
+def resolve_rng(where: str, rng: object, name: str = "rng") -> np.random.Generator:
+    """An int seed, a Generator or None (fresh OS entropy) becomes a Generator; ``name`` is the argument's."""
     if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
         if rng < 0:
             raise ValueError(f"{where}: expected a non-negative int seed, got {rng}.")
@@ -44,7 +59,38 @@ def resolve_rng(where: str, rng: object) -> np.random.Generator:
         return np.random.default_rng()
     if isinstance(rng, np.random.Generator):
         return rng
-    raise TypeError(f"{where}: expected rng to be an int seed or a numpy.random.Generator, got {type(rng).__name__}.")
+    raise TypeError(f"{where}: expected {name} to be an int seed or a numpy.random.Generator, got "
+                    f"{type(rng).__name__}.")
+
+
+def as_array(where: str, name: str, value: object) -> NDArray:
+    """``np.asarray(value)``; ragged nested sequences, which NumPy cannot stack, raise ValueError."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{where}: expected {name} to be a rectangular array, got a ragged "
+                         f"{type(value).__name__} ({error}).") from error
+
+
+def as_real_array(where: str, name: str, value: object, *, allow_bool: bool = False) -> NDArray:
+    """``np.asarray(value)`` if its dtype is real numeric (floats, ints, and bools where allowed); refuse
+    complex, object and string data, and ragged nested sequences."""
+    array = as_array(where, name, value)
+    if array.dtype.kind not in ("fiub" if allow_bool else "fiu"):
+        raise TypeError(f"{where}: expected {name} to be a real numeric array, got dtype {array.dtype}.")
+    return array
+
+
+def cast_within_range(where: str, name: str, array: NDArray, dtype: np.dtype) -> NDArray:
+    """A fresh C-contiguous copy of the finite array ``array`` in ``dtype``; refuse values that overflow it
+    (float64 ``1e300`` would become ``inf`` in float32)."""
+    with np.errstate(over="ignore"):
+        converted = np.array(array, dtype=dtype, order="C", copy=True)
+    if array.dtype.kind == "f" and array.dtype.itemsize > converted.dtype.itemsize and not np.isfinite(converted).all():
+        beyond = int(converted.size - np.count_nonzero(np.isfinite(converted)))
+        raise ValueError(f"{where}: expected {name} within the {converted.dtype} range (|value| <= "
+                         f"{np.finfo(converted.dtype).max:.4g}), got {beyond} entries beyond it.")
+    return converted
 
 
 def as_float_array(where: str, name: str, value: object, dtype: np.dtype) -> NDArray:
@@ -52,16 +98,11 @@ def as_float_array(where: str, name: str, value: object, dtype: np.dtype) -> NDA
 
     The result is a copy, so that later changes to the caller's array cannot alter a cached forward pass.
     """
-    array = np.asarray(value)
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.floating)
-                                     or np.issubdtype(array.dtype, np.integer)
-                                     or array.dtype == np.bool_):
-        raise TypeError(f"{where}: expected {name} to be a real numeric array, got dtype {array.dtype}.")
-    array = np.array(array, dtype=dtype, order="C", copy=True)
+    array = as_real_array(where, name, value, allow_bool=True)
     if not np.isfinite(array).all():
         bad = int(array.size - np.count_nonzero(np.isfinite(array)))
         raise ValueError(f"{where}: expected finite values in {name}, got {bad} NaN or infinite entries.")
-    return array
+    return cast_within_range(where, name, array, dtype)
 
 
 def format_shape(shape: Sequence[int | str | None]) -> str:

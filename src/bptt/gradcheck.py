@@ -23,11 +23,14 @@ warning with the accuracy that can be trusted.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+
+from bptt._validation import as_array, as_real_array, resolve_rng
 
 Loss = Callable[[dict[str, NDArray]], float]
 
@@ -144,9 +147,13 @@ class _Evaluator:
 
     def __call__(self) -> float:
         self.report.evaluations += 1
-        value = np.asarray(self.f(self.params))
+        result = self.f(self.params)
+        value = as_array("gradcheck", "the value of f", result)
         if value.size != 1:
             raise TypeError(f"gradcheck: expected f to return a scalar loss, got an array of shape {value.shape}.")
+        if value.dtype.kind not in "fiu":
+            raise TypeError(f"gradcheck: expected f to return a real number, got {type(result).__name__} "
+                            f"of dtype {value.dtype}.")
         self.low_precision_loss |= bool(np.issubdtype(value.dtype, np.floating) and value.dtype.itemsize < 8)
         return float(value.reshape(()))
 
@@ -169,13 +176,26 @@ def _working_dtype(params: Mapping[str, NDArray]) -> np.dtype:
     return min((np.dtype(p.dtype) for p in params.values()), key=lambda d: d.itemsize, default=np.dtype(np.float64))
 
 
-def _check_arguments(params: Mapping[str, object], mode: str, samples: int | None) -> None:
+def _check_arguments(f: object, params: object, grads: object, mode: str, samples: int | None,
+                     numbers_given: Mapping[str, object]) -> None:
+    if not callable(f):
+        raise TypeError(f"gradcheck: expected f to be callable, got {type(f).__name__}.")
+    for name, value in (("params", params), ("grads", grads)):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"gradcheck: expected {name} to be a mapping of names to arrays, got "
+                            f"{type(value).__name__}.")
+    for name, value in numbers_given.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise TypeError(f"gradcheck: expected {name} to be a real number, got {type(value).__name__}.")
+    for name in params:
+        if name in grads:
+            as_real_array("gradcheck", f"grads[{name!r}]", grads[name])
     for name, value in params.items():
         if not isinstance(value, np.ndarray) or value.dtype not in _PRECISION:
             got = f"dtype {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
             raise TypeError(f"gradcheck: expected params[{name!r}] to be a float32 or float64 ndarray "
                             f"(it is perturbed in place), got {got}.")
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"gradcheck: expected mode to be one of {', '.join(MODES)}, got {mode!r}.")
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise ValueError(f"gradcheck: expected samples to be an int >= 1, got {samples!r}.")
@@ -208,6 +228,9 @@ def _examine_function(evaluate: _Evaluator, params: Mapping[str, NDArray], loss:
         return first, [Diagnosis(
             "params-mutated", f"f changed the arrays it was given ({mutated}); they were restored. f must only "
             "read its params: copy before modifying, and keep running state outside them.", "error", tuple(mutated))]
+    if not math.isfinite(first):
+        raise ValueError(f"gradcheck: expected f(params) to be finite, got {first}: differences of a non-finite "
+                         "loss say nothing about its slope.")
     second = evaluate()
     if evaluate.low_precision_loss:
         dtype = np.dtype(np.float32)
@@ -420,7 +443,8 @@ def gradcheck(f: Loss, params: Mapping[str, NDArray], grads: Mapping[str, NDArra
     >>> gradcheck(lambda p: float(np.sum(p["w"] ** 3)), w, {"w": 2 * w["w"]}).failed
     ['w']
     """
-    _check_arguments(params, mode, samples)
+    _check_arguments(f, params, grads, mode, samples, {"loss": loss, "eps": eps, "atol": atol, "rtol": rtol})
+    rng = resolve_rng("gradcheck", seed, "seed")
     report = Report(mode=mode, names=list(params))
     evaluate = _Evaluator(f, params, report)
     report.diagnoses += _grad_diagnoses(params, grads)
@@ -431,8 +455,8 @@ def gradcheck(f: Loss, params: Mapping[str, NDArray], grads: Mapping[str, NDArra
     report.eps = default_eps if eps is None else float(eps)
     report.rtol = default_rtol if rtol is None else float(rtol)
     report.atol = atol_per_unit * max(1.0, abs(value_at_point)) if atol is None else float(atol)
-    if report.atol <= 0 or report.rtol <= 0 or report.eps <= 0:
-        raise ValueError(f"gradcheck: expected eps, atol and rtol > 0, got {report.eps}, {report.atol}, "
+    if not all(math.isfinite(v) and v > 0 for v in (report.eps, report.atol, report.rtol)):
+        raise ValueError(f"gradcheck: expected eps, atol and rtol > 0 and finite, got {report.eps}, {report.atol}, "
                          f"{report.rtol}.")
     report.diagnoses += [low_precision] if low_precision else []
     if problems:
@@ -440,7 +464,6 @@ def gradcheck(f: Loss, params: Mapping[str, NDArray], grads: Mapping[str, NDArra
         return report
     checker = _Checker(evaluate, report, value_at_point, sweep,
                        float(np.finfo(np.float32 if low_precision else np.float64).eps))
-    rng = np.random.default_rng(seed)
     skipped = {t for d in report.diagnoses if d.code in ("missing-grad", "shape-mismatch") for t in d.tensors}
     for name, param in params.items():
         if name in skipped:

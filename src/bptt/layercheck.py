@@ -7,8 +7,10 @@ import dataclasses
 import numpy as np
 from numpy.typing import NDArray
 
+from bptt._validation import as_float_array, resolve_rng
 from bptt.gradcheck import Diagnosis, Report, TensorResult, gradcheck
 from bptt.module import Module
+from bptt.recurrent import RecurrentLayer
 
 
 def _as_tuple(state: object) -> tuple:
@@ -57,10 +59,12 @@ def check_layer(layer: Module, x: object, hx: object = None, *, lengths: object 
     >>> check_layer(LSTM(2, 3, rng=0), np.ones((4, 1, 2)), seed=0).ok
     True
     """
+    if not isinstance(layer, RecurrentLayer):
+        raise TypeError(f"check_layer: expected an LSTM, GRU or RNN layer, got {type(layer).__name__}.")
+    rng = resolve_rng("check_layer", seed, "seed")
     checked = float64_twin(layer)
-    rng = np.random.default_rng(seed)
     mask_seed = int(rng.integers(2**32))
-    x = np.array(x, dtype=np.float64)
+    x = as_float_array("check_layer", "x", x, np.float64)
 
     def run(x: NDArray, hx: object):
         checked.rng = np.random.default_rng(mask_seed)  # the same dropout mask on every call

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bptt._validation import as_float_array, check_dtype, check_positive_int, check_shape, resolve_rng
+from bptt._validation import (
+    as_float_array,
+    check_bool,
+    check_dtype,
+    check_positive_int,
+    check_shape,
+    resolve_rng,
+)
 from bptt.module import Module
 
 
@@ -31,7 +38,7 @@ class Linear(Module):
         where = "Linear"
         self.in_features = check_positive_int(where, "in_features", in_features)
         self.out_features = check_positive_int(where, "out_features", out_features)
-        self.bias = bool(bias)
+        self.bias = check_bool(where, "bias", bias)
         self.dtype = check_dtype(where, dtype)
         generator = resolve_rng(where, rng)
         bound = 1.0 / np.sqrt(self.in_features)

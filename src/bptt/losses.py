@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from bptt._validation import as_array, as_real_array
+
 
 def mse_loss(pred: NDArray, target: NDArray) -> tuple[float, NDArray]:
     r"""Mean squared error :math:`L = \frac1n \sum (p - y)^2` and its gradient :math:`2 (p - y) / n`.
@@ -14,9 +16,12 @@ def mse_loss(pred: NDArray, target: NDArray) -> tuple[float, NDArray]:
     >>> loss, dpred = mse_loss(np.array([1.0, 2.0]), np.array([1.0, 0.0]))
     >>> float(loss), dpred.tolist()
     (2.0, [0.0, 2.0])
+
+    NaN or infinite entries are not refused: they give a non-finite loss, which is how a training loop sees
+    that a run diverged.
     """
-    pred = np.asarray(pred)
-    target = np.asarray(target)
+    pred = as_real_array("mse_loss", "pred", pred)
+    target = as_real_array("mse_loss", "target", target)
     if pred.shape != target.shape:
         raise ValueError(f"mse_loss: expected target of the prediction's shape {pred.shape}, got {target.shape}.")
     if pred.size == 0:
@@ -54,8 +59,8 @@ def cross_entropy(logits: NDArray, labels: NDArray) -> tuple[float, NDArray]:
     >>> dlogits.tolist()
     [[-0.375, 0.125, 0.125, 0.125], [0.125, 0.125, 0.125, -0.375]]
     """
-    logits = np.asarray(logits)
-    labels = np.asarray(labels)
+    logits = as_array("cross_entropy", "logits", logits)
+    labels = as_array("cross_entropy", "labels", labels)
     if not (np.issubdtype(logits.dtype, np.floating) or np.issubdtype(logits.dtype, np.integer)):
         raise TypeError(f"cross_entropy: expected real numeric logits, got dtype {logits.dtype}.")
     if not np.issubdtype(logits.dtype, np.floating):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bptt._validation import check_dtype, resolve_rng
+from bptt._validation import check_dtype, check_positive_int, resolve_rng
 from bptt.gru import GRU
 from bptt.linear import Linear
 from bptt.lstm import LSTM
@@ -40,11 +40,15 @@ class SequenceRegressor(Module):
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int, num_layers: int = 1, *,
                  cell: str = "lstm", dtype: object = np.float64, rng: object = None) -> None:
-        if cell not in CELLS:
-            raise ValueError(f"SequenceRegressor: expected cell to be one of {', '.join(CELLS)}, got {cell!r}.")
+        where = "SequenceRegressor"
+        if not isinstance(cell, str) or cell not in CELLS:
+            raise ValueError(f"{where}: expected cell to be one of {', '.join(CELLS)}, got {cell!r}.")
+        for name, size in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size),
+                           ("num_layers", num_layers)):
+            check_positive_int(where, name, size)
         self.cell = cell
-        self.dtype = check_dtype("SequenceRegressor", dtype)
-        generator = resolve_rng("SequenceRegressor", rng)
+        self.dtype = check_dtype(where, dtype)
+        generator = resolve_rng(where, rng)
         self.rnn = CELLS[cell](input_size, hidden_size, num_layers=num_layers, dtype=self.dtype, rng=generator)
         self.head = Linear(hidden_size, output_size, dtype=self.dtype, rng=generator)
         children = {"rnn": self.rnn, "head": self.head}

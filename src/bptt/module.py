@@ -12,6 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
+from bptt._validation import as_real_array, cast_within_range
+
 
 class Module:
     """Base class: ``params``/``grads`` dicts, PyTorch's gradient accumulation, state dicts."""
@@ -53,13 +55,11 @@ class Module:
                              f"and unexpected keys {unexpected}.")
         converted = {}
         for name, target in self.params.items():
-            value = np.asarray(state[name])
-            if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
-                raise TypeError(f"{where}: expected {name} to be a real numeric array, got dtype {value.dtype}.")
+            value = as_real_array(where, name, state[name])
             if value.shape != target.shape:
                 raise ValueError(f"{where}: expected {name} of shape {target.shape}, got {value.shape}.")
             if not np.isfinite(value).all():
                 raise ValueError(f"{where}: expected finite values in {name}, got NaN or infinite entries.")
-            converted[name] = value
+            converted[name] = cast_within_range(where, name, value, target.dtype)
         for name, value in converted.items():
-            np.copyto(self.params[name], value, casting="unsafe")
+            np.copyto(self.params[name], value)

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from bptt._validation import as_real_array, check_bool
+
 # Each hyperparameter check: its range as the message writes it, and the test of the value.
 _RANGES = {
     "> 0": lambda v: v > 0,
@@ -53,20 +55,25 @@ def _hyper(where: str, name: str, value: object, rule: str) -> float:
     return float(value)
 
 
-def _flag(where: str, name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: expected {name} to be a bool, got {type(value).__name__}.")
-    return bool(value)
-
-
 def _count(where: str, name: str, value: object, minimum: int) -> int:
     """Return ``value`` as an int >= ``minimum``; integral floats and 0-d arrays (a loaded checkpoint) pass."""
-    array = np.asarray(value)
-    if array.ndim != 0 or array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
+    array = np.asarray(value) if isinstance(value, (numbers.Real, np.ndarray)) else None
+    if array is None or array.ndim != 0 or array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
         raise TypeError(f"{where}: expected {name} to be an int, got {type(value).__name__}.")
     if not (np.isfinite(array) and array == np.floor(array) and array >= minimum):
         raise ValueError(f"{where}: expected {name} to be an int >= {minimum}, got {value}.")
     return int(array)
+
+
+def _check_float_arrays(where: str, name: str, arrays: object) -> None:
+    """Raise unless ``arrays`` maps names to float ndarrays, the only arrays that can be updated in place."""
+    if not isinstance(arrays, Mapping):
+        raise TypeError(f"{where}: expected {name} to be a mapping of names to arrays, got {type(arrays).__name__}.")
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            got = f"dtype {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
+            raise TypeError(f"{where}: expected {name}[{key!r}] to be a float ndarray (it is updated in place), "
+                            f"got {got}.")
 
 
 def _lerp_(start: NDArray, end: NDArray, weight: float) -> None:
@@ -85,8 +92,8 @@ def clip_grad_norm(grads: Mapping[str, NDArray], max_norm: float) -> float:
     multiplied by :math:`\min(1, \mathrm{max\_norm} / (\|g\| + 10^{-6}))`. Returns :math:`\|g\|` before
     clipping.
     """
-    if not max_norm > 0:
-        raise ValueError(f"clip_grad_norm: expected max_norm > 0, got {max_norm}.")
+    _hyper("clip_grad_norm", "max_norm", max_norm, "> 0")
+    _check_float_arrays("clip_grad_norm", "grads", grads)
     total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
     coefficient = max_norm / (total + 1e-6)
     if coefficient < 1.0:
@@ -118,10 +125,14 @@ class Optimizer(ABC):
     def __init__(self, params: Mapping[str, NDArray], grads: Mapping[str, NDArray], lr: float) -> None:
         where = type(self).__name__
         self.lr = _hyper(where, "lr", lr, "> 0")
+        _check_float_arrays(where, "params", params)
+        if not isinstance(grads, Mapping):
+            raise TypeError(f"{where}: expected grads to be a mapping of names to arrays, got {type(grads).__name__}.")
         missing = [k for k in params if k not in grads]
         if missing:
             raise ValueError(f"{where}: expected a gradient for every param, got none for {missing}.")
         for name, param in params.items():
+            as_real_array(where, f"grads[{name!r}]", grads[name])
             if np.shape(grads[name]) != np.shape(param):
                 raise ValueError(f"{where}: expected the gradient of {name} of shape {np.shape(param)}, "
                                  f"got {np.shape(grads[name])}.")
@@ -136,7 +147,9 @@ class Optimizer(ABC):
         """Update ``param`` in place from ``grad`` and its buffers; never write to ``grad``."""
 
     def step(self) -> None:
-        """Apply one update to every param, in place."""
+        """Apply one update to every param, in place. ``lr`` may have been changed since the last step (a
+        schedule may reach 0, so 0 is allowed here)."""
+        _hyper(f"{type(self).__name__}.step", "lr", self.lr, ">= 0")
         self.step_count += 1
         for name, param in self.params.items():
             self._update(name, param, self.grads[name])
@@ -233,7 +246,7 @@ class SGD(Optimizer):
         super().__init__(params, grads, lr)
         self.momentum = _hyper("SGD", "momentum", momentum, ">= 0")
         self.dampening = _hyper("SGD", "dampening", dampening, "in [0, 1]")
-        self.nesterov = _flag("SGD", "nesterov", nesterov)
+        self.nesterov = check_bool("SGD", "nesterov", nesterov)
         self.weight_decay = _hyper("SGD", "weight_decay", weight_decay, ">= 0")
         if self.nesterov and not (self.momentum > 0 and self.dampening == 0):
             raise ValueError(f"SGD: expected momentum > 0 and dampening = 0 with nesterov=True, got "
@@ -404,7 +417,7 @@ class RMSprop(Optimizer):
         self.eps = _hyper("RMSprop", "eps", eps, ">= 0")
         self.weight_decay = _hyper("RMSprop", "weight_decay", weight_decay, ">= 0")
         self.momentum = _hyper("RMSprop", "momentum", momentum, ">= 0")
-        self.centered = _flag("RMSprop", "centered", centered)
+        self.centered = check_bool("RMSprop", "centered", centered)
         self._buffers = ("square_avg",)
         if self.momentum > 0:
             self._buffers += ("momentum_buffer",)
@@ -472,6 +485,7 @@ class StepLR(Schedule):
         object.__setattr__(self, "gamma", _hyper("StepLR", "gamma", self.gamma, "> 0"))
 
     def lr(self, step: int, base_lr: float) -> float:
+        base_lr = _hyper("StepLR.lr", "base_lr", base_lr, "> 0")
         return base_lr * self.gamma ** (_count("StepLR.lr", "step", step, 0) // self.step_size)
 
 
@@ -501,6 +515,7 @@ class CosineLR(Schedule):
 
     def lr(self, step: int, base_lr: float) -> float:
         step = min(_count("CosineLR.lr", "step", step, 0), self.total_steps)
+        base_lr = _hyper("CosineLR.lr", "base_lr", base_lr, "> 0")
         cosine = math.cos(math.pi * step / self.total_steps)
         return self.final_lr + (base_lr - self.final_lr) * (1 + cosine) / 2
 
@@ -538,6 +553,7 @@ class LinearWarmup(Schedule):
 
     def lr(self, step: int, base_lr: float) -> float:
         step = _count("LinearWarmup.lr", "step", step, 0)
+        base_lr = _hyper("LinearWarmup.lr", "base_lr", base_lr, "> 0")
         if step >= self.warmup_steps:
             return base_lr if self.then is None else self.then.lr(step - self.warmup_steps, base_lr)
         return base_lr * (self.start_factor + (1.0 - self.start_factor) * step / self.warmup_steps)
@@ -547,4 +563,7 @@ def cosine_lr(step: int, total_steps: int, base_lr: float, final_lr: float = 0.0
     r"""Functional form of :class:`CosineLR`: cosine decay from ``base_lr`` at step 0 to ``final_lr`` at
     ``total_steps``, :math:`\mathrm{lr}_t = \mathrm{final} + \tfrac12 (\mathrm{base} - \mathrm{final})(1 +
     \cos(\pi t / T))`; steps are clamped to :math:`[0, T]`."""
+    for name, value in (("step", step), ("total_steps", total_steps)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"cosine_lr: expected {name} to be an int, got {type(value).__name__}.")
     return CosineLR(max(total_steps, 1), final_lr).lr(min(max(step, 0), max(total_steps, 1)), base_lr)

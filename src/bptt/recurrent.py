@@ -33,7 +33,15 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from bptt._validation import as_float_array, check_dtype, check_positive_int, check_shape, resolve_rng
+from bptt._validation import (
+    as_array,
+    as_float_array,
+    check_bool,
+    check_dtype,
+    check_positive_int,
+    check_shape,
+    resolve_rng,
+)
 from bptt.module import Module
 
 State = tuple[NDArray, ...]
@@ -105,9 +113,9 @@ class RecurrentLayer(Module):
         self.input_size = check_positive_int(where, "input_size", input_size)
         self.hidden_size = check_positive_int(where, "hidden_size", hidden_size)
         self.num_layers = check_positive_int(where, "num_layers", num_layers)
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        self.bidirectional = bool(bidirectional)
+        self.bias = check_bool(where, "bias", bias)
+        self.batch_first = check_bool(where, "batch_first", batch_first)
+        self.bidirectional = check_bool(where, "bidirectional", bidirectional)
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"{where}: expected dropout in [0, 1), got {dropout!r}.")
         self.dropout = float(dropout)
@@ -163,7 +171,7 @@ class RecurrentLayer(Module):
 
     def train(self, mode: bool = True) -> RecurrentLayer:
         """Training mode (dropout active, the default) or, with ``mode=False``, evaluation mode."""
-        self.training = bool(mode)
+        self.training = check_bool(f"{self.family.name}.train", "mode", mode)
         return self
 
     def eval(self) -> RecurrentLayer:
@@ -184,6 +192,9 @@ class RecurrentLayer(Module):
         expected = (None,) * (array.ndim - 1) + (features,)
         hint = "" if array.ndim == 2 or self.batch_first else "For batch-first data pass batch_first=True."
         check_shape(where, name, array, expected, hint)
+        if array.shape[0] == 0 or (array.ndim == 3 and array.shape[1] == 0):
+            raise ValueError(f"{where}: expected {name} with at least one step and one sequence, got shape "
+                             f"{array.shape}.")
         if array.ndim == 2:
             return array[:, None, :], False
         return (np.ascontiguousarray(array.swapaxes(0, 1)) if self.batch_first else array), True
@@ -226,7 +237,7 @@ class RecurrentLayer(Module):
             return None
         if not batched:
             raise ValueError(f"{where}: expected batched x with lengths (one length per sequence), got unbatched x.")
-        array = np.asarray(lengths)
+        array = as_array(where, "lengths", lengths)
         if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
             raise TypeError(f"{where}: expected lengths to be integers, got dtype {array.dtype}.")
         check_shape(where, "lengths", array, (batch,))
@@ -284,7 +295,8 @@ class RecurrentLayer(Module):
         T, N, batched = tape.steps, tape.batch, tape.batched
         F = self.num_directions * self.output_size
         expected = ((N, T, F) if self.batch_first else (T, N, F)) if batched else (T, F)
-        check_shape(where, "dout", np.asarray(dout), expected, "dout must have the shape of the forward output.")
+        check_shape(where, "dout", as_array(where, "dout", dout), expected,
+                    "dout must have the shape of the forward output.")
         upstream, _ = self._to_time_major(where, "dout", dout, F)
         LD = self.num_layers * self.num_directions
         if dhx is None:
@@ -298,9 +310,9 @@ class RecurrentLayer(Module):
             dx_sum = None
             for d in range(self.num_directions):
                 j = k * self.num_directions + d
-                dout_d = upstream[:, :, d * self.output_size:(d + 1) * self.output_size].copy()
+                dout_d = upstream[:, :, d * self.output_size:(d + 1) * self.output_size]  # a view: only read
                 if tape.inactive is not None:
-                    dout_d[tape.inactive] = 0.0   # padded outputs are constant zeros
+                    dout_d = np.where(tape.inactive[:, :, None], 0.0, dout_d)  # padded outputs are constant zeros
                 if d:
                     dout_d = reverse_within_lengths(dout_d, tape.lengths)
                 dx, dinitial, grads = self.family.backward(self._weights(k, d), tape.caches[j], dout_d,

@@ -145,7 +145,7 @@ class RNN(RecurrentLayer):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  *, dtype: object = np.float64, rng: object = None) -> None:
-        if nonlinearity not in NONLINEARITIES:
+        if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
             raise ValueError(f"RNN: expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}.")
         self.nonlinearity = nonlinearity
         self.family = RNN_FAMILIES[nonlinearity]
