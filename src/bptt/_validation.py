@@ -81,11 +81,13 @@ def as_real_array(where: str, name: str, value: object, *, allow_bool: bool = Fa
     return array
 
 
-def cast_within_range(where: str, name: str, array: NDArray, dtype: np.dtype) -> NDArray:
-    """A fresh C-contiguous copy of the finite array ``array`` in ``dtype``; refuse values that overflow it
-    (float64 ``1e300`` would become ``inf`` in float32)."""
+def cast_within_range(where: str, name: str, array: NDArray, dtype: np.dtype, *, copy: bool = True) -> NDArray:
+    """The finite array ``array`` in ``dtype``, C-contiguous: a fresh copy, or with ``copy=False`` the array
+    itself when it already is one; refuse values that overflow ``dtype`` (float64 ``1e300`` would become
+    ``inf`` in float32)."""
     with np.errstate(over="ignore"):
-        converted = np.array(array, dtype=dtype, order="C", copy=True)
+        converted = (np.array(array, dtype=dtype, order="C", copy=True) if copy
+                     else np.ascontiguousarray(array, dtype=dtype))
     if array.dtype.kind == "f" and array.dtype.itemsize > converted.dtype.itemsize and not np.isfinite(converted).all():
         beyond = int(converted.size - np.count_nonzero(np.isfinite(converted)))
         raise ValueError(f"{where}: expected {name} within the {converted.dtype} range (|value| <= "
@@ -93,16 +95,17 @@ def cast_within_range(where: str, name: str, array: NDArray, dtype: np.dtype) ->
     return converted
 
 
-def as_float_array(where: str, name: str, value: object, dtype: np.dtype) -> NDArray:
-    """Convert real numeric input to a fresh C-contiguous array of ``dtype``; refuse anything else.
+def as_float_array(where: str, name: str, value: object, dtype: np.dtype, *, copy: bool = True) -> NDArray:
+    """Convert real numeric input to a C-contiguous array of ``dtype``; refuse anything else.
 
-    The result is a copy, so that later changes to the caller's array cannot alter a cached forward pass.
+    The result is a copy, so that later changes to the caller's array cannot alter a cached forward pass;
+    ``copy=False`` skips the copy where none is needed (an input that is only read, like ``dout``).
     """
     array = as_real_array(where, name, value, allow_bool=True)
     if not np.isfinite(array).all():
         bad = int(array.size - np.count_nonzero(np.isfinite(array)))
         raise ValueError(f"{where}: expected finite values in {name}, got {bad} NaN or infinite entries.")
-    return cast_within_range(where, name, array, dtype)
+    return cast_within_range(where, name, array, dtype, copy=copy)
 
 
 def format_shape(shape: Sequence[int | str | None]) -> str:

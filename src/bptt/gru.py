@@ -36,7 +36,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.recurrent import ChunkedGradients, Family, GateProduct, RecurrentLayer, freeze_inactive, inactive_at
+from bptt.recurrent import (
+    ChunkedGradients,
+    Family,
+    FeatureMajorSteps,
+    GateProduct,
+    RecurrentLayer,
+    freeze_inactive,
+    inactive_at,
+)
 
 
 class GRUCache(NamedTuple):
@@ -117,11 +125,11 @@ def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
     H = weights["weight_hh"].shape[1]
     dtype = x.dtype
     w_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # (H, 3H); a contiguous copy makes the GEMM faster
-    upstream = np.ascontiguousarray(dout.transpose(0, 2, 1))  # (T, H, N)
     d = np.empty((3 * H, N), dtype=dtype)               # dL/da_t of the current step: r, z rows as dX, n rows r dX_n
     dn = np.empty((H, N), dtype=dtype)                  # dL/dX^x_n of the current step, the n rows of dX
     # (G7), (G8) weight and input gradients, GEMMs over chunks of steps as the loop hands them over
     gradients = ChunkedGradients(x, h[:T], weights["weight_ih"], bias="bias_ih" in weights, input_tail=H)
+    upstream = FeatureMajorSteps(dout, gradients.chunk)    # dout_t as (H, N), a chunk at a time
     dh = np.empty((H, N), dtype=dtype)
     dh_recurrent = np.array(dstates[0].T, dtype=dtype)  # W_hh^T da_{t+1} + z_{t+1} dh_{t+1}; starts as dL/dh_T
     scratch = np.empty((H, N), dtype=dtype)

@@ -44,6 +44,7 @@ from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
 from bptt.recurrent import (
     ChunkedGradients,
     Family,
+    FeatureMajorSteps,
     GateProduct,
     RecurrentLayer,
     freeze_inactive,
@@ -70,6 +71,14 @@ def internal_gate_rows(hidden_size: int) -> NDArray:
     """Row indices that take PyTorch's gate order (i, f, g, o) to the internal order (i, f, o, g)."""
     H = hidden_size
     return np.concatenate([np.arange(0, 2 * H), np.arange(3 * H, 4 * H), np.arange(2 * H, 3 * H)])
+
+
+def pytorch_row_blocks(hidden_size: int) -> tuple[tuple[slice, slice], ...]:
+    """Pairs (internal rows, PyTorch rows) that take a block in the internal order i, f, o, g back to
+    PyTorch's i, f, g, o."""
+    H = hidden_size
+    return ((slice(0, 2 * H), slice(0, 2 * H)), (slice(2 * H, 3 * H), slice(3 * H, 4 * H)),
+            (slice(3 * H, 4 * H), slice(2 * H, 3 * H)))
 
 
 def _combined_bias(weights: dict[str, NDArray]) -> NDArray | None:
@@ -158,10 +167,10 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
     rows = internal_gate_rows(H)
     dtype = x.dtype
     w_hh_t = np.ascontiguousarray(weight_hh[rows].T)    # (S, 4H) contiguous; unscaled: gradients are w.r.t. z
-    upstream = np.ascontiguousarray(dout.transpose(0, 2, 1))  # (T, S, N)
     d = np.empty((4 * H, N), dtype=dtype)               # dL/dz_t of the current step, internal order
     # (L7), (L8) weight and input gradients, GEMMs over chunks of steps as the loop hands them over
-    gradients = ChunkedGradients(x, h[:T], weight_ih[rows], bias="bias_ih" in weights)
+    gradients = ChunkedGradients(x, h[:T], weight_ih, bias="bias_ih" in weights, row_blocks=pytorch_row_blocks(H))
+    upstream = FeatureMajorSteps(dout, gradients.chunk)    # dout_t as (S, N), a chunk at a time
     dh = np.empty((S, N), dtype=dtype)
     dh_all = np.empty((T, S, N), dtype=dtype) if weight_hr is not None else None
     dm = np.empty((H, N), dtype=dtype) if weight_hr is not None else dh
@@ -206,14 +215,10 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
             if dh_all is not None:
                 np.copyto(dh_all[t], 0.0, where=frozen)  # W_hr was not used at a padded step
         gradients.add(t, d)
-    # (L7) back to PyTorch's gate order
-    grads = {"weight_ih": np.empty_like(weight_ih), "weight_hh": np.empty_like(weight_hh)}
-    grads["weight_ih"][rows] = gradients.weight_ih_grad
-    grads["weight_hh"][rows] = gradients.weight_hh_grad
+    # (L7) in PyTorch's gate order: the chunks' columns were stored in it
+    grads = {"weight_ih": gradients.weight_ih_grad, "weight_hh": gradients.weight_hh_grad}
     if "bias_ih" in weights:
-        bias = np.empty(4 * H, dtype=dtype)
-        bias[rows] = gradients.bias_ih_grad
-        grads["bias_ih"] = grads["bias_hh"] = bias
+        grads["bias_ih"] = grads["bias_hh"] = gradients.bias_ih_grad
     if dh_all is not None:
         # (L9) dW_hr = sum_t dh_t m_t^T with m_t = o_t tanh(c_t), one GEMM
         m_columns = step_columns(gates[:, 2 * H:3 * H] * tanh_c)

@@ -180,10 +180,11 @@ class RecurrentLayer(Module):
 
     # -- layouts and checks ----------------------------------------------------------------------------------
 
-    def _to_time_major(self, where: str, name: str, value: object, features: int) -> tuple[NDArray, bool]:
+    def _to_time_major(self, where: str, name: str, value: object, features: int,
+                       copy: bool = True) -> tuple[NDArray, bool]:
         """Validate a sequence (x or dout); return it as a (T, N, features) time-major array, and whether it
-        was batched."""
-        array = as_float_array(where, name, value, self.dtype)
+        was batched. ``copy=False``: the caller's array itself where possible (for input that is only read)."""
+        array = as_float_array(where, name, value, self.dtype, copy=copy)
         layout = "(N, T, {})" if self.batch_first else "(T, N, {})"
         if array.ndim not in (2, 3):
             hint = "" if self.batch_first else "For batch-first data pass batch_first=True."
@@ -297,7 +298,7 @@ class RecurrentLayer(Module):
         expected = ((N, T, F) if self.batch_first else (T, N, F)) if batched else (T, F)
         check_shape(where, "dout", as_array(where, "dout", dout), expected,
                     "dout must have the shape of the forward output.")
-        upstream, _ = self._to_time_major(where, "dout", dout, F)
+        upstream, _ = self._to_time_major(where, "dout", dout, F, copy=False)  # only read
         LD = self.num_layers * self.num_directions
         if dhx is None:
             dfinals = [np.zeros((LD, N, size), dtype=self.dtype) for size in self._state_sizes()]
@@ -349,6 +350,30 @@ def step_columns(per_step: NDArray) -> NDArray:
     return per_step.transpose(1, 0, 2).reshape(R, T * N)
 
 
+def chunk_steps(batch: int, steps: int, columns: int = 512) -> int:
+    """Steps per chunk of the backward pass's whole-sequence work: about ``columns`` columns of ``batch``
+    sequences each, at least 1, at most ``steps``."""
+    return max(1, min(steps, -(-columns // batch)))
+
+
+class FeatureMajorSteps:
+    """A ``(T, N, F)`` sequence read step by step, from the last step to the first, as contiguous ``(F, N)``
+    blocks: one chunk of steps is transposed at a time, so no transposed copy of the whole sequence exists."""
+
+    def __init__(self, seq: NDArray, chunk: int) -> None:
+        T, N, F = seq.shape
+        self.seq, self.chunk = seq, chunk
+        self.buffer = np.empty((chunk, F, N), dtype=seq.dtype)
+        self.start = self.stop = 0                      # the steps the buffer holds
+
+    def __getitem__(self, t: int) -> NDArray:
+        if not self.start <= t < self.stop:
+            self.start = t - t % self.chunk
+            self.stop = min(self.start + self.chunk, len(self.seq))
+            np.copyto(self.buffer[:self.stop - self.start], self.seq[self.start:self.stop].transpose(0, 2, 1))
+        return self.buffer[t - self.start]
+
+
 class ChunkedGradients:
     r"""The gradients of a projection :math:`z_t = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}`, gathered
     chunk by chunk of steps from a backward loop that runs from the last step to the first.
@@ -360,18 +385,24 @@ class ChunkedGradients:
     about 512 columns keep the GEMMs large, and the loop never holds a ``(T, R, N)`` array of all
     :math:`\delta z_t` nor its transposed copy, so memory stays near the cache's size.
 
+    ``row_blocks``: when the loop's blocks come in another row order than the weights' (the LSTM's internal
+    gate order), pairs ``(block rows, weight rows)`` of slices that place each block's rows in the weights'
+    order as they are copied in, so the gradients come out in the weights' order and :math:`\delta x` uses
+    the weight as it is.
+
     With ``input_tail = m > 0`` the input side differs from the hidden side in its last ``m`` rows (the GRU's
     candidate, whose recurrent term is scaled by the reset gate): :meth:`add` then takes those rows of the
     input side separately, and the two biases get their own gradients.
     """
 
     def __init__(self, x: NDArray, h_prev: NDArray, weight_ih: NDArray, *, bias: bool, input_tail: int = 0,
-                 columns: int = 512):
+                 row_blocks: tuple[tuple[slice, slice], ...] | None = None, columns: int = 512):
         T, N, I = x.shape
         R, S = weight_ih.shape[0], h_prev.shape[1]
         self.x, self.h_prev, self.weight_ih = x, h_prev, weight_ih  # h_prev (T, S, N): h_0 .. h_{T-1}
         self.input_tail = input_tail
-        self.chunk = max(1, min(T, -(-columns // N)))                  # steps per chunk
+        self.row_blocks = row_blocks or ((slice(None), slice(None)),)
+        self.chunk = chunk_steps(N, T, columns)
         self.hidden_columns = np.empty((R, self.chunk * N), dtype=x.dtype)
         self.input_columns = np.empty_like(self.hidden_columns) if input_tail else self.hidden_columns
         self.weight_ih_grad = np.zeros((R, I), dtype=x.dtype)
@@ -386,7 +417,8 @@ class ChunkedGradients:
         N = self.x.shape[1]
         start = t - t % self.chunk
         where = slice((t - start) * N, (t - start + 1) * N)
-        self.hidden_columns[:, where] = block
+        for block_rows, weight_rows in self.row_blocks:
+            self.hidden_columns[weight_rows, where] = block[block_rows]
         if self.input_tail:
             self.input_columns[:-self.input_tail, where] = block[:-self.input_tail]
             self.input_columns[-self.input_tail:, where] = input_tail_block

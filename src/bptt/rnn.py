@@ -33,7 +33,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import tanh_grad_from_output
-from bptt.recurrent import ChunkedGradients, Family, RecurrentLayer, freeze_inactive, inactive_at, project_inputs
+from bptt.recurrent import (
+    ChunkedGradients,
+    Family,
+    FeatureMajorSteps,
+    RecurrentLayer,
+    freeze_inactive,
+    inactive_at,
+    project_inputs,
+)
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -96,10 +104,10 @@ def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, ds
     T, N, I = x.shape
     H = weights["weight_hh"].shape[1]
     w_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # a contiguous copy makes the per-step GEMM faster
-    upstream = np.ascontiguousarray(dout.transpose(0, 2, 1))  # (T, H, N)
     d = np.empty((H, N), dtype=x.dtype)                       # dL/dz_t of the current step
     # (R5), (R6) weight and input gradients, GEMMs over chunks of steps as the loop hands them over
     gradients = ChunkedGradients(x, h[:T], weights["weight_ih"], bias="bias_ih" in weights)
+    upstream = FeatureMajorSteps(dout, gradients.chunk)    # dout_t as (H, N), a chunk at a time
     dh = np.empty((H, N), dtype=x.dtype)
     dh_recurrent = np.array(dstates[0].T, dtype=x.dtype)      # W_hh^T dz_{t+1}; starts as dL/dh_T
     for t in range(T - 1, -1, -1):
