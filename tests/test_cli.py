@@ -7,8 +7,10 @@ import sys
 import numpy as np
 import pytest
 
+from bptt import load
 from bptt.cli import main
 from bptt.io import load_arrays
+from bptt.train import load_train_state
 
 
 def run_cli(capsys, *argv):
@@ -27,7 +29,8 @@ def test_train_sine_writes_checkpoint_metrics_figures_and_json(tmp_path, capsys)
     assert summary["steps"] == 20 and summary["seed"] == 3
     assert np.isfinite(summary["test_mse"]) and summary["seconds"] > 0
     assert summary["checkpoint"] == str(out / "model.safetensors")
-    for name in ("model.safetensors", "metrics.jsonl", "loss.png", "prediction.png", "generation.png"):
+    for name in ("model.safetensors", "train_state.safetensors", "metrics.jsonl", "loss.png", "prediction.png",
+                 "generation.png"):
         assert (out / name).stat().st_size > 0, name
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 21))
@@ -62,6 +65,21 @@ def test_checkpoint_has_pytorch_names_and_loads_into_torch(tmp_path, capsys):
     model.load_state_dict(arrays)
     x = np.random.default_rng(0).normal(size=(7, 2, 1))
     np.testing.assert_allclose(model(x), reference(torch.from_numpy(x)).detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_checkpoint_loads_with_bptt_load_and_keeps_the_run_settings(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(capsys, "train", "sine", "--steps", "6", "--hidden-size", "5", "--eval-every", "3", "--seed", "2",
+                   "--model", "gru", "--out", str(out))[0] == 0
+    model = load(out / "model.safetensors")
+    arrays, metadata = load_arrays(out / "model.safetensors")
+    assert type(model).__name__ == "SequenceRegressor" and model.config()["cell"] == "gru"
+    assert model.config()["hidden_size"] == 5 and sorted(model.params) == sorted(arrays)
+    for name, value in arrays.items():
+        np.testing.assert_array_equal(model.params[name], value, err_msg=name)
+    assert metadata["task"] == "sine" and metadata["seed"] == 2 and metadata["train_config"]["steps"] == 6
+    state = load_train_state(out / "train_state.safetensors")[0]
+    assert state.step == 6 and metadata["step"] == state.history.best_step
 
 
 def test_same_seed_same_result(tmp_path, capsys):

@@ -9,7 +9,7 @@ from bptt.models import SequenceRegressor
 from bptt.optim import Adam, clip_grad_norm
 from bptt.tasks.adding import AddingTask
 from bptt.tasks.sine import SineTask
-from bptt.train import NonFiniteError, TrainConfig, data_streams, fit
+from bptt.train import DivergenceError, NonFiniteError, TrainConfig, data_streams, fit, model_generators
 
 
 def small_model(seed=0, cell="lstm"):
@@ -114,12 +114,57 @@ def test_a_non_finite_loss_stops_training_and_names_the_step():
         fit(small_model(), NaNTask(seq_len=8), TrainConfig(steps=3), seed=0)
 
 
+class NaNValidation(SineTask):
+    def loss(self, pred, target, start=0):
+        value, dpred = super().loss(pred, target, start)
+        return (float("nan") if pred.shape[1] == self.held_out_size else value), dpred
+
+
+def test_a_non_finite_validation_loss_stops_training_and_names_the_step():
+    steps = []
+    with pytest.raises(NonFiniteError, match=r"training stopped at step 3: non-finite validation loss \(nan\)"):
+        fit(small_model(), NaNValidation(seq_len=8), TrainConfig(steps=9, eval_every=3), seed=0,
+            on_step=lambda step, history: steps.append(step))
+    assert steps == [1, 2]
+
+
+def test_a_diverging_loss_stops_training_and_names_the_step():
+    """Adam moves every weight by about lr per step, so lr=1e6 sends the loss from ~0.5 to ~1e10 in one
+    step: finite in float64, but lost; the run stops at step 2 unless divergence_factor is None."""
+    config = TrainConfig(steps=4, batch_size=4, lr=1e6, final_lr=1e6, eval_every=4)
+    with pytest.raises(DivergenceError, match=r"training stopped at step 2: non-finite or diverging loss: \S+ is "
+                                              r"more than 1e\+06 times step 1's \(0\.\d+\)"):
+        fit(small_model(), SineTask(seq_len=8), config, seed=0)
+    history = fit(small_model(), SineTask(seq_len=8), dataclasses.replace(config, divergence_factor=None), seed=0)
+    assert history.loss[1] > 1e6 * history.loss[0]
+    assert issubclass(NonFiniteError, DivergenceError)
+
+
+def test_sgd_momentum_from_the_config_reaches_the_optimizer():
+    """Two steps of SGD with momentum 0.9 differ from two without it (the buffer adds 0.9 g_1 to step 2)."""
+    runs = {}
+    for momentum in (0.0, 0.9):
+        model = small_model(3)
+        fit(model, SineTask(seq_len=8), TrainConfig(steps=2, batch_size=4, optimizer="sgd", lr=0.1, final_lr=0.1,
+                                                    momentum=momentum), seed=0)
+        runs[momentum] = model.params["head.weight"].copy()
+    assert not np.array_equal(runs[0.0], runs[0.9])
+
+
+def test_model_generators_finds_the_recurrent_layers_generator():
+    model = small_model()
+    assert model_generators(model) == {"rnn.rng": model.rnn.rng}
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("tbptt", 0, "expected tbptt to be None or an int >= 1, got 0"),
     ("patience", -1, "expected patience to be None or an int >= 1, got -1"),
     ("warmup_steps", -2, "expected warmup_steps to be an int >= 0, got -2"),
     ("optimizer", "lbfgs", "expected optimizer to be one of sgd, adam, adamw, rmsprop, got 'lbfgs'"),
     ("weight_decay", -0.1, "expected weight_decay >= 0, got -0.1"),
+    ("momentum", 0.9, "expected momentum 0 with adam, got 0.9. Only sgd and rmsprop take a momentum."),
+    ("momentum", float("nan"), "expected momentum >= 0, got nan"),
+    ("divergence_factor", 1.0, "expected divergence_factor to be None or a number > 1, got 1.0"),
 ])
 def test_bad_train_config_raises(field, value, message):
     with pytest.raises(ValueError, match=message):

@@ -17,15 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from bptt import __version__, bench
-from bptt.experiment import TASKS, Experiment, resolve, run, run_summary
+from bptt.experiment import TASKS, Experiment, load_resumable, resolve, run, run_summary
 from bptt.gru import GRU
-from bptt.io import save_arrays
+from bptt.io import atomic_write_bytes, remove_interrupted_writes
 from bptt.layercheck import check_layer
 from bptt.lstm import LSTM
 from bptt.models import CELLS
+from bptt.onnx_export import DEFAULT_OPSET, export_onnx
 from bptt.optim import OPTIMIZERS
 from bptt.rnn import RNN
-from bptt.train import History, NonFiniteError
+from bptt.serialization import load, save
+from bptt.train import DivergenceError, History, TrainState, save_train_state
 
 LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
@@ -57,6 +59,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     optimization.add_argument("--final-lr", type=float, default=None, help="learning rate at the end of the cosine")
     optimization.add_argument("--warmup-steps", type=int, default=None, help="steps of linear warm-up")
     optimization.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None, help="optimizer (adam)")
+    optimization.add_argument("--momentum", type=float, default=None, help="momentum of sgd or rmsprop (0)")
     optimization.add_argument("--weight-decay", type=float, default=None, help="weight decay")
     optimization.add_argument("--batch-size", type=_positive_int, default=None, help="sequences per step")
     optimization.add_argument("--clip-norm", type=_positive_float, default=None, help="gradient-norm clipping")
@@ -64,7 +67,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     optimization.add_argument("--patience", type=_positive_int, default=None,
                               help="evaluations without improvement before stopping early")
     optimization.add_argument("--eval-every", type=_positive_int, default=None, help="steps between evaluations")
-    optimization.add_argument("--seed", type=int, default=0, help="seed of initialisation and data (default 0)")
+    optimization.add_argument("--divergence-factor", type=float, default=None,
+                              help="stop when the loss exceeds this multiple of the first step's (1e6)")
+    optimization.add_argument("--seed", type=int, default=None, help="seed of initialisation and data (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     output = train.add_argument_group("output")
     output.add_argument("--out", type=Path, default=None, help="output folder (default runs/TASK)")
     output.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    output.add_argument("--resume", action="store_true",
+                        help="continue the run saved in --out to --steps, bitwise as if uninterrupted (its settings)")
 
     sweep = verbs.add_parser("sweep", help="train many seeds in parallel; success rate, spread and a figure")
     _add_training_options(sweep)
@@ -106,12 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(needs torch); --memory adds the peak memory of a training step",
                               description=bench.__doc__.split("\n\n")[0])
     bench.add_arguments(timing)
+
+    export = verbs.add_parser("export", help="write a checkpoint saved by bptt.save as an ONNX model (needs onnx)")
+    export.add_argument("checkpoint", type=Path, help="the .safetensors file written by bptt.save")
+    export.add_argument("out", type=Path, help="the .onnx file to write")
+    export.add_argument("--opset", type=_positive_int, default=DEFAULT_OPSET,
+                        help=f"ONNX opset to target (default {DEFAULT_OPSET})")
     return parser
 
 
 def _options(args: argparse.Namespace) -> dict:
-    names = ("cell", "hidden_size", "num_layers", "steps", "lr", "final_lr", "warmup_steps", "optimizer",
-             "weight_decay", "batch_size", "clip_norm", "tbptt", "patience", "eval_every")
+    names = ("cell", "hidden_size", "num_layers", "steps", "lr", "final_lr", "warmup_steps", "optimizer", "momentum",
+             "weight_decay", "batch_size", "clip_norm", "tbptt", "patience", "eval_every", "divergence_factor")
     return {name: getattr(args, name) for name in names}
 
 
@@ -119,18 +132,28 @@ def _describe(experiment: Experiment) -> str:
     c = experiment.config
     return (f"task {experiment.task} | model {experiment.cell} | hidden-size {experiment.hidden_size} | "
             f"num-layers {experiment.num_layers} | steps {c.steps} | batch-size {c.batch_size} | "
-            f"{c.optimizer} lr {c.lr:g} -> {c.final_lr:g} (warm-up {c.warmup_steps}, cosine) | "
+            f"{c.optimizer}{f' momentum {c.momentum:g}' if c.momentum else ''} lr {c.lr:g} -> {c.final_lr:g} "
+            f"(warm-up {c.warmup_steps}, cosine) | "
             f"clip-norm {c.clip_norm:g} | tbptt {c.tbptt} | patience {c.patience} | seed {experiment.seed}")
 
 
 def _write_metrics(path: Path, history: History) -> None:
+    """One JSON line per step, with ``val_loss`` on evaluation steps; written atomically."""
     validation = dict(zip(history.eval_step, history.val_loss, strict=True))
-    with path.open("w") as handle:
-        for step, loss, norm, lr in zip(history.step, history.loss, history.grad_norm, history.lr, strict=True):
-            row = {"step": step, "loss": loss, "grad_norm": norm, "lr": lr}
-            if step in validation:
-                row["val_loss"] = validation[step]
-            handle.write(json.dumps(row) + "\n")
+    lines = []
+    for step, loss, norm, lr in zip(history.step, history.loss, history.grad_norm, history.lr, strict=True):
+        row = {"step": step, "loss": loss, "grad_norm": norm, "lr": lr}
+        if step in validation:
+            row["val_loss"] = validation[step]
+        lines.append(json.dumps(row) + "\n")
+    atomic_write_bytes(path, "".join(lines).encode())
+
+
+def _train_settings(args: argparse.Namespace, train_state: Path) -> tuple[Experiment, TrainState | None]:
+    """The run to train: from the options, or with ``--resume`` the one saved in ``train_state`` and its state."""
+    if args.resume:
+        return load_resumable(train_state, args.task, args.seed, **_options(args))
+    return resolve(args.task, 0 if args.seed is None else args.seed, **_options(args)), None
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -140,51 +163,61 @@ def train_command(args: argparse.Namespace) -> int:
     from bptt.figures import save_run_figures
 
     console = Console(highlight=False, soft_wrap=True)
+    out = args.out or Path("runs") / args.task
+    checkpoint, train_state = out / "model.safetensors", out / "train_state.safetensors"
     try:
-        experiment = resolve(args.task, args.seed, **_options(args))
+        experiment, resume = _train_settings(args, train_state)
     except ValueError as error:
         print(f"bptt train: {error}", file=sys.stderr)
         return 2
-    out = args.out or Path("runs") / args.task
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "model.safetensors"
-    console.print(f"bptt train | {_describe(experiment)} | out {out}")
+    for path in (checkpoint, train_state, out / "metrics.jsonl"):
+        remove_interrupted_writes(path)
+    done = resume.step if resume is not None else 0
+    resumed = f" | resumed after step {done}" if done else ""
+    console.print(f"bptt train | {_describe(experiment)} | out {out}{resumed}")
     start = time.perf_counter()
-    with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        bar = progress.add_task("train", total=experiment.config.steps)
+    try:
+        with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            bar = progress.add_task("train", total=experiment.config.steps, completed=done)
 
-        def log(step: int, history: History) -> None:
-            progress.update(bar, completed=step)
-            if history.eval_step[-1:] != [step]:
-                return
-            elapsed = time.perf_counter() - start
-            progress.console.print(
-                f"step {step:>5} | loss {history.loss[-1]:.2e} | val-loss {history.val_loss[-1]:.2e} | "
-                f"grad-norm {history.grad_norm[-1]:.3g} | {1e3 * elapsed / step:.2f} ms/step | {elapsed:.1f} s")
+            def log(step: int, history: History) -> None:
+                progress.update(bar, completed=step)
+                if history.eval_step[-1:] != [step]:
+                    return
+                elapsed = time.perf_counter() - start
+                progress.console.print(
+                    f"step {step:>5} | loss {history.loss[-1]:.2e} | val-loss {history.val_loss[-1]:.2e} | "
+                    f"grad-norm {history.grad_norm[-1]:.3g} | {1e3 * elapsed / (step - done):.2f} ms/step | "
+                    f"{elapsed:.1f} s")
 
-        def save_best(model, step: int, history: History) -> None:
-            save_arrays(checkpoint, model.params, {**experiment.metadata(), "step": step})
+            def save_best(model, step: int, history: History) -> None:
+                save(model, checkpoint, {**experiment.metadata(), "step": step})
 
-        try:
-            result = run(experiment, on_step=log, on_best=save_best)
-        except NonFiniteError as error:
-            progress.stop()
-            console.print(f"error: {error}")
-            return 1
+            def save_state(state: TrainState) -> None:
+                save_train_state(train_state, state, experiment.metadata())
+
+            result = run(experiment, on_step=log, on_best=save_best, on_checkpoint=save_state, resume=resume)
+    except DivergenceError as error:  # after the progress bar is gone, so that nothing overwrites the line
+        print(f"bptt train: {error}", file=sys.stderr)
+        return 1
     history = result.history
+    save(result.model, checkpoint, {**experiment.metadata(), "step": history.best_step})  # this run's settings
     _write_metrics(out / "metrics.jsonl", history)
     figures = save_run_figures(result, out)
     stopped = f", stopped early at step {history.stopped_early_at}" if history.stopped_early_at else ""
     console.print(f"kept the weights of step {history.best_step} (best validation loss "
-                  f"{history.best_val_loss:.3e}){stopped}; {len(history.step)} steps in {result.seconds:.1f} s")
+                  f"{history.best_val_loss:.3e}){stopped}; {len(history.step)} steps, {len(history.step) - done} "
+                  f"of them in this run's {result.seconds:.1f} s")
     console.print("test: " + " | ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
-    console.print(f"saved {checkpoint}, {out / 'metrics.jsonl'}, " + ", ".join(map(str, figures)))
+    console.print(f"saved {checkpoint}, {train_state}, {out / 'metrics.jsonl'}, " + ", ".join(map(str, figures)))
     if args.json:
         summary = {"task": args.task, "model": experiment.cell, **result.metrics, "seconds": result.seconds,
-                   "steps": len(history.step), "best_step": history.best_step, "seed": args.seed,
+                   "steps": len(history.step), "best_step": history.best_step, "seed": experiment.seed,
                    "hidden_size": experiment.hidden_size, "checkpoint": str(checkpoint),
-                   "metrics": str(out / "metrics.jsonl"), "figures": [str(p) for p in figures]}
+                   "train_state": str(train_state), "metrics": str(out / "metrics.jsonl"),
+                   "figures": [str(p) for p in figures]}
         print(json.dumps(summary))
     return 0
 
@@ -272,10 +305,25 @@ def gradcheck_command(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def export_command(args: argparse.Namespace) -> int:
+    """Rebuild the module saved at ``args.checkpoint`` and write it as an ONNX model; exit 2 when the file
+    cannot be read or the module has no ONNX form (an LSTM with a projection), or onnx is missing."""
+    try:
+        module = load(args.checkpoint)
+        path = export_onnx(module, args.out, opset=args.opset)
+    except (ImportError, TypeError, ValueError) as error:
+        print(f"bptt export: {error}", file=sys.stderr)
+        return 2
+    print(f"bptt export | wrote {path}: the {type(module).__name__} of {args.checkpoint} as ONNX opset {args.opset}, "
+          f"input (T, N, {module.config()['input_size']}) float32")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bptt`` and ``python -m bptt``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    commands = {"train": train_command, "sweep": sweep_command, "gradcheck": gradcheck_command, "bench": bench.run}
+    commands = {"train": train_command, "sweep": sweep_command, "gradcheck": gradcheck_command, "bench": bench.run,
+                "export": export_command}
     return commands[args.verb](args)
 
 

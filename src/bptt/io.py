@@ -1,11 +1,13 @@
 """Checkpoints as safetensors files: plain named arrays plus string metadata, never pickle.
 
 Writes are atomic: the bytes go to a temporary file in the target's folder, are flushed to disk, and the
-file is then renamed over the target, so a crash leaves either the old checkpoint or the new one.
+file is then renamed over the target (and the rename flushed too), so a crash leaves either the old checkpoint
+or the new one.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -16,11 +18,29 @@ import numpy as np
 from numpy.typing import NDArray
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Flush ``folder``'s entries (a rename into it) to disk, where a folder can be opened (POSIX)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _temporary_affixes(target: Path) -> tuple[str, str]:
+    """The prefix and suffix of the temporary files that writes of ``target`` use."""
+    return f".{target.name}.", ".tmp"
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``, fsync of the folder); on
+    any failure the old file is left as it was and the temporary file removed."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    prefix, suffix = _temporary_affixes(target)
+    fd, temporary = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -30,7 +50,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _fsync_folder(target.parent)
     return target
+
+
+def remove_interrupted_writes(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writes of ``path`` killed midway (SIGKILL, power loss) left beside it,
+    and return them. Only while no other process is writing ``path``."""
+    target = Path(path)
+    prefix, suffix = _temporary_affixes(target)
+    leftovers = sorted(target.parent.glob(f"{glob.escape(prefix)}*{suffix}"))
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return leftovers
 
 
 def save_arrays(path: str | os.PathLike, arrays: Mapping[str, NDArray],

@@ -1,0 +1,142 @@
+"""export_onnx and ``bptt export``: the exported file, run by onnxruntime in float32, against bptt's float64
+forward pass."""
+
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+
+from bptt import GRU, LSTM, RNN, Linear, save
+from bptt.cli import main
+from bptt.models import SequenceRegressor
+from bptt.onnx_export import export_onnx
+
+T, N, I, H = 5, 3, 4, 6
+TOLERANCE = 1e-4  # float32 graph against the float64 reference
+FAMILIES = {"lstm": (LSTM, {}), "gru": (GRU, {}), "rnn-tanh": (RNN, {"nonlinearity": "tanh"}),
+            "rnn-relu": (RNN, {"nonlinearity": "relu"})}
+
+
+def run_onnx(path, x):
+    """The exported model's outputs on ``x`` (cast to float32), by output name."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"input": x.astype(np.float32)}), strict=True))
+
+
+def reference_outputs(layer, x):
+    """bptt's forward pass of a bare layer under the exported graph's output names."""
+    out, states = layer(x)
+    states = states if isinstance(states, tuple) else (states,)
+    return {"output": out, **dict(zip(["h_n", "c_n"], states, strict=False))}
+
+
+def largest_error(got, expected):
+    assert sorted(got) == sorted(expected)
+    for name, value in expected.items():
+        assert got[name].shape == value.shape, name
+    return max(float(np.abs(got[name] - value).max()) for name, value in expected.items())
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_layer_matches_onnxruntime(tmp_path, family, num_layers, bidirectional, bias):
+    cls, options = FAMILIES[family]
+    layer = cls(I, H, num_layers=num_layers, bidirectional=bidirectional, bias=bias, **options, rng=1)
+    path = export_onnx(layer, tmp_path / "layer.onnx")
+    operators = [node.op_type for node in onnx.load(path).graph.node]
+    assert operators.count(cls.__name__) == num_layers  # one ONNX operator per layer, both directions in it
+    x = np.random.default_rng(2).standard_normal((T, N, I))
+    assert largest_error(run_onnx(path, x), reference_outputs(layer, x)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_sequence_regressor_matches_onnxruntime(tmp_path, cell):
+    model = SequenceRegressor(I, H, 2, num_layers=2, cell=cell, rng=3)
+    x = np.random.default_rng(4).standard_normal((T, N, I))
+    got = run_onnx(export_onnx(model, tmp_path / "model.onnx"), x)
+    assert largest_error(got, {"output": model(x)}) <= TOLERANCE
+
+
+def test_batch_first_layer_takes_time_major_input(tmp_path):
+    layer = LSTM(I, H, num_layers=2, batch_first=True, bidirectional=True, rng=5)
+    x = np.random.default_rng(6).standard_normal((T, N, I))
+    out, (h_n, c_n) = layer(x.swapaxes(0, 1))
+    got = run_onnx(export_onnx(layer, tmp_path / "layer.onnx"), x)
+    assert largest_error(got, {"output": out.swapaxes(0, 1), "h_n": h_n, "c_n": c_n}) <= TOLERANCE
+
+
+def test_one_file_runs_any_length_and_batch(tmp_path):
+    layer = GRU(I, H, num_layers=2, bidirectional=True, rng=7)
+    path = export_onnx(layer, tmp_path / "gru.onnx")
+    dims = onnx.load(path).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["T", "N", I]
+    rng = np.random.default_rng(8)
+    for steps, batch in [(1, 1), (11, 2), (4, 9)]:
+        x = rng.standard_normal((steps, batch, I))
+        assert largest_error(run_onnx(path, x), reference_outputs(layer, x)) <= TOLERANCE
+
+
+def test_float32_layer_and_dropout_export_the_inference_pass(tmp_path):
+    layer = RNN(I, H, num_layers=3, nonlinearity="relu", dropout=0.5, dtype=np.float32, rng=9)
+    x = np.random.default_rng(10).standard_normal((T, N, I))
+    got = run_onnx(export_onnx(layer, tmp_path / "rnn.onnx"), x)
+    assert largest_error(got, reference_outputs(layer.eval(), x)) <= TOLERANCE
+
+
+def test_older_opset_runs_the_same(tmp_path):
+    layer = LSTM(I, H, bidirectional=True, rng=11)
+    path = export_onnx(layer, tmp_path / "lstm.onnx", opset=14)
+    assert onnx.load(path).opset_import[0].version == 14
+    x = np.random.default_rng(12).standard_normal((T, N, I))
+    assert largest_error(run_onnx(path, x), reference_outputs(layer, x)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("module, options, error, message", [
+    (LSTM(I, H, proj_size=2, rng=0), {}, ValueError,
+     r"expected an LSTM without projection \(proj_size=0\), got proj_size=2; ONNX's LSTM operator has no projection"),
+    (SequenceRegressor(I, H, 1, rng=0), {"opset": 13}, ValueError, r"expected opset between 14 and \d+, got 13"),
+    (GRU(I, H, rng=0), {"opset": "17"}, TypeError, "expected opset to be an int, got str"),
+    (Linear(I, H, rng=0), {}, TypeError, "expected an LSTM, GRU, RNN or SequenceRegressor, got Linear"),
+])
+def test_refusals_name_the_reason_and_write_nothing(tmp_path, module, options, error, message):
+    with pytest.raises(error, match=f"^export_onnx: {message}"):
+        export_onnx(module, tmp_path / "model.onnx", **options)
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` fail
+    with pytest.raises(ImportError, match=r"expected the onnx package.*pip install 'bptt\[onnx\]'"):
+        export_onnx(LSTM(I, H, rng=0), tmp_path / "lstm.onnx")
+
+
+@pytest.mark.parametrize("module", [LSTM(I, H, num_layers=2, bidirectional=True, rng=13),
+                                    SequenceRegressor(I, H, 3, cell="gru", rng=14)], ids=["lstm", "regressor"])
+def test_cli_export_writes_a_model_onnxruntime_runs(tmp_path, capsys, module):
+    checkpoint = save(module, tmp_path / "model.safetensors")
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(checkpoint), str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.count("\n") == 1 and f"wrote {out}" in stdout and type(module).__name__ in stdout
+    x = np.random.default_rng(15).standard_normal((T, N, I))
+    expected = reference_outputs(module, x) if isinstance(module, LSTM) else {"output": module(x)}
+    assert largest_error(run_onnx(out, x), expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize("write_checkpoint, message", [
+    (lambda path: path.write_bytes(b"not a safetensors file"), "expected a readable safetensors file"),
+    (lambda path: save(LSTM(I, H, proj_size=3, rng=0), path), "ONNX's LSTM operator has no projection"),
+], ids=["corrupt", "proj-size"])
+def test_cli_export_refuses_with_one_line_and_exit_2(tmp_path, capsys, write_checkpoint, message):
+    checkpoint = tmp_path / "model.safetensors"
+    write_checkpoint(checkpoint)
+    assert main(["export", str(checkpoint), str(tmp_path / "model.onnx")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("bptt export: ") and captured.err.count("\n") == 1
+    assert message in captured.err and "Traceback" not in captured.err
+    assert not (tmp_path / "model.onnx").exists()
