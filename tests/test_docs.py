@@ -136,3 +136,118 @@ def test_every_relative_link_of_the_docs_reaches_a_file_and_a_heading(page):
         elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
             broken.append(target)
     assert not broken, broken
+
+
+# --- Tags across the whole package, and the site's navigation -------------------------------------------------
+
+GROUPED_TAG = re.compile(r"\(((?:[LGR]\d+)(?:,\s*[LGR]\d+)*)\)")   # (L4), and the grouped form (L1, L2)
+FAMILY_OF_LETTER = {letter: family for family, letter in FAMILIES.items()}
+SOURCES = sorted((ROOT / "src/bptt").rglob("*.py"))
+ALL_DOCS = sorted((ROOT / "docs").rglob("*.md"))
+
+
+def _all_tags(text: str) -> set[str]:
+    """Every equation tag in ``text``, a grouped ``(L1, L2)`` counting as ``(L1)`` and ``(L2)``."""
+    return {f"({tag.strip()})" for group in GROUPED_TAG.findall(text) for tag in group.split(",")}
+
+
+def _derived_tags(family: str) -> set[str]:
+    """The tags that head a section of the family's derivation: its numbered equations."""
+    headings = "\n".join(re.findall(r"^#+ .*$", _prose(ROOT / f"docs/{family}.md"), re.M))
+    return _tags(headings, FAMILIES[family])
+
+
+def _code_tags() -> dict[str, set[str]]:
+    return {path.relative_to(ROOT).as_posix(): _all_tags(path.read_text()) for path in SOURCES}
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda path: path.relative_to(ROOT / "src").as_posix())
+def test_every_equation_tag_in_the_code_heads_a_section_of_the_derivations(path):
+    """Not only the family modules: the streaming kernels (stream.py) and any other file that cites a tag."""
+    missing = sorted(tag for tag in _all_tags(path.read_text()) if tag not in _derived_tags(FAMILY_OF_LETTER[tag[1]]))
+    assert not missing, f"{path.name} cites {missing}, which no derivation page derives under that heading"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_numbered_equation_of_a_derivation_is_used_in_the_code(family):
+    used = set().union(*_code_tags().values())
+    unused = sorted(_derived_tags(family) - used)
+    assert _derived_tags(family), f"docs/{family}.md lost its numbered equations"
+    assert not unused, f"docs/{family}.md derives {unused}, which no file in src/bptt uses"
+
+
+@pytest.mark.parametrize("page", ALL_DOCS, ids=lambda path: path.relative_to(ROOT / "docs").as_posix())
+def test_every_equation_tag_the_docs_mention_exists_in_the_code(page):
+    used = set().union(*_code_tags().values())
+    phantom = sorted(_all_tags(page.read_text()) - used)
+    assert not phantom, f"{page.name} mentions {phantom}, which the code does not use"
+
+
+def _nav_pages() -> list[str]:
+    """The pages named in mkdocs.yml's nav, in order."""
+    yaml = pytest.importorskip("yaml")
+
+    class Loader(yaml.SafeLoader):
+        """mkdocs.yml names Python objects (the toc's slugify); they are irrelevant here."""
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)
+
+    def walk(entry) -> list[str]:
+        if isinstance(entry, str):
+            return [entry]
+        if isinstance(entry, dict):
+            return [page for value in entry.values() for page in walk(value)]
+        return [page for item in entry for page in walk(item)]
+
+    return walk(config["nav"])
+
+
+def test_every_doc_page_is_in_the_nav_and_every_nav_entry_exists():
+    nav = _nav_pages()
+    pages = sorted(path.relative_to(ROOT / "docs").as_posix() for path in ALL_DOCS)
+    assert sorted(set(nav)) == sorted(nav), "a page appears twice in the nav"
+    assert not set(pages) - set(nav), f"pages missing from mkdocs.yml's nav: {sorted(set(pages) - set(nav))}"
+    assert not set(nav) - set(pages), f"nav entries without a page: {sorted(set(nav) - set(pages))}"
+
+
+def test_every_public_module_has_an_api_page():
+    documented = set()
+    for page in (ROOT / "docs/api").glob("*.md"):
+        documented |= set(re.findall(r"^::: (bptt(?:\.\w+)*)", page.read_text(), re.M))
+    modules = {".".join(path.relative_to(ROOT / "src").with_suffix("").parts).removesuffix(".__init__")
+               for path in SOURCES}
+    public = {name for name in modules if not any(part.startswith("_") for part in name.split(".")[1:])}
+    missing = sorted(public - documented - {"bptt"})
+    assert not missing, f"modules without a ::: directive in docs/api: {missing}"
+
+
+# --- The runnable pages ---------------------------------------------------------------------------------------
+
+# Pages whose ```python blocks are runnable examples (docs/gradcheck.md has its own test,
+# test_docs_gradcheck.py). Each block runs on its own, in a fresh namespace; an excerpt of bptt's own code
+# is fenced as ```py instead, and not run. A block that imports a missing optional package is skipped.
+RUNNABLE_PAGES = ["index.md", "getting-started.md", "bptt.md", "training.md", "interop.md"]
+OPTIONAL = {"torch", "safetensors", "onnx", "onnxruntime", "matplotlib"}
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
+
+
+def _runnable_blocks() -> list[tuple[str, int, str]]:
+    return [(page, k, code) for page in RUNNABLE_PAGES
+            for k, code in enumerate(PYTHON_BLOCK.findall((ROOT / "docs" / page).read_text()))]
+
+
+def test_the_pages_with_examples_have_them():
+    counts = {page: sum(1 for p, _, _ in _runnable_blocks() if p == page) for page in RUNNABLE_PAGES}
+    assert all(counts[page] >= 2 for page in ("getting-started.md", "bptt.md", "training.md", "interop.md")), counts
+
+
+@pytest.mark.parametrize(("page", "number", "code"), _runnable_blocks(),
+                         ids=[f"{page}[{k}]" for page, k, _ in _runnable_blocks()])
+def test_python_block_of_a_page_runs(page, number, code, capsys):
+    try:
+        exec(compile(code, f"docs/{page}[python block {number}]", "exec"), {"__name__": "__doc_block__"})
+    except ModuleNotFoundError as error:
+        if error.name not in OPTIONAL:
+            raise
+        pytest.skip(f"needs {error.name}")
