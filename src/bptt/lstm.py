@@ -245,6 +245,8 @@ class LSTM(RecurrentLayer):
     dtype : float64 (default, exact to round-off) or float32.
     rng : int seed or ``numpy.random.Generator`` for the initial weights and the dropout masks.
 
+    Notes
+    -----
     Shapes: T steps, N batch, I input, H hidden, P projection, L layers, D directions, S = P or H.
     ``x (T, N, I)``, or ``(N, T, I)`` with ``batch_first``, or unbatched ``(T, I)``; ``out (T, N, D*S)``;
     states ``h (L*D, N, S)``, ``c (L*D, N, H)`` (unbatched without N); ``lengths (N,)``.

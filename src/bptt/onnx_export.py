@@ -134,6 +134,8 @@ def export_onnx(module: RecurrentLayer | SequenceRegressor, path: str | os.PathL
     path : the file to write, atomically (a crash leaves the old file or the new one).
     opset : the ONNX opset to target, from 14 to the newest the installed ``onnx`` knows (default 17).
 
+    Notes
+    -----
     Graph: input ``"input"`` ``(T, N, I)`` float32 with symbolic T and N, **time-major even when the layer
     was built with** ``batch_first=True`` (transpose batch-first data before feeding it). Outputs of a bare
     layer: ``"output"`` ``(T, N, D*H)``, ``"h_n"`` ``(L*D, N, H)`` and, for an LSTM, ``"c_n"`` ``(L*D, N, H)``,
