@@ -59,20 +59,20 @@ class _LSTMStep:
         self.x, self.h = self.v[:, :inputs], self.v[:, inputs:inputs + S]
         self.c = np.zeros((batch, H), dtype=dtype)
         self.z = np.empty((batch, 4 * H), dtype=dtype)
+        self.sigmoid_gates = self.z[:, :3 * H]
+        self.gates = self.z[:, :H], self.z[:, H:2 * H], self.z[:, 2 * H:3 * H], self.z[:, 3 * H:]
         self.scratch = np.empty((batch, H), dtype=dtype)
-        self.hidden = H
 
     def states(self) -> tuple[NDArray, ...]:
         return self.h, self.c
 
     def __call__(self) -> None:
-        H, z, scratch = self.hidden, self.z, self.scratch
-        np.matmul(self.v, self.weight, out=z)              # (L1, L2) z = W_ih x + W_hh h_prev + b
+        z, sig, scratch = self.z, self.sigmoid_gates, self.scratch
+        np.dot(self.v, self.weight, out=z)                 # (L1, L2) z = W_ih x + W_hh h_prev + b
         np.tanh(z, out=z)                                  # (L3) g = tanh(z), tanh(z/2) for i, f, o
-        sig = z[:, :3 * H]
         sig *= 0.5
         sig += 0.5                                         # (L3) i, f, o = (1 + tanh(z/2)) / 2
-        i, f, o, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+        i, f, o, g = self.gates
         self.c *= f                                        # (L4) c = f c_prev + i g
         np.multiply(i, g, out=scratch)
         self.c += scratch
@@ -81,7 +81,7 @@ class _LSTMStep:
             np.multiply(o, scratch, out=self.h)            # (L5) h = m
         else:
             scratch *= o
-            np.matmul(scratch, self.weight_hr, out=self.h)  # (L9) h = W_hr m
+            np.matmul(scratch, self.weight_hr, out=self.h)  # (L9) h = W_hr m (out is a strided view)
 
 
 class _GRUStep:
@@ -102,22 +102,21 @@ class _GRUStep:
         self.x, self.h = self.vx[:, :inputs], self.vh[:, :H]
         self.input_part = np.empty((batch, 3 * H), dtype=dtype)
         self.hidden_part = np.empty((batch, 3 * H), dtype=dtype)
-        self.hidden = H
+        s, a = self.input_part, self.hidden_part
+        self.gates = s[:, :2 * H], s[:, :H], s[:, H:2 * H], s[:, 2 * H:]     # r and z, r, z, n
+        self.hidden_parts = a[:, :2 * H], a[:, 2 * H:]                       # the r and z rows, the n rows
 
     def states(self) -> tuple[NDArray, ...]:
         return (self.h,)
 
     def __call__(self) -> None:
-        H, s, a = self.hidden, self.input_part, self.hidden_part
-        np.matmul(self.vx, self.weight_x, out=s)          # (G1) W_ih x + b_ih
-        np.matmul(self.vh, self.weight_h, out=a)          # (G2) a = W_hh h_prev + b_hh
-        rz = s[:, :2 * H]
-        rz += a[:, :2 * H]
+        (rz, r, z, n), (a_rz, a_n) = self.gates, self.hidden_parts
+        np.dot(self.vx, self.weight_x, out=self.input_part)    # (G1) W_ih x + b_ih
+        np.dot(self.vh, self.weight_h, out=self.hidden_part)   # (G2) a = W_hh h_prev + b_hh
+        rz += a_rz
         np.tanh(rz, out=rz)
         rz *= 0.5
         rz += 0.5                                         # (G3) r, z = (1 + tanh(./2)) / 2
-        r, z, n = s[:, :H], s[:, H:2 * H], s[:, 2 * H:]
-        a_n = a[:, 2 * H:]
         a_n *= r                                          # (G4) n = tanh(X_n + r a_n)
         n += a_n
         np.tanh(n, out=n)
@@ -143,7 +142,7 @@ class _RNNStep:
         return (self.h,)
 
     def __call__(self) -> None:
-        np.matmul(self.v, self.weight, out=self.z)        # (R1, R2) z = W_ih x + W_hh h_prev + b
+        np.dot(self.v, self.weight, out=self.z)           # (R1, R2) z = W_ih x + W_hh h_prev + b
         if self.relu:
             np.maximum(self.z, 0.0, out=self.h)           # (R3) h = max(z, 0)
         else:
