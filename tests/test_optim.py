@@ -342,6 +342,18 @@ def test_state_dict_uses_torch_buffer_names():
         "step", "lr", "square_avg", "momentum_buffer", "grad_avg"}
 
 
+def test_a_state_whose_lr_a_schedule_took_to_zero_loads_back():
+    params, grads = {"w": np.ones(2)}, {"w": np.full(2, 0.5)}
+    optimizer = Adam(params, grads, lr=1e-2)
+    optimizer.step()
+    optimizer.lr = 0.0  # CosineLR with final_lr=0 ends here; step() accepts it
+    optimizer.step()
+    twin = Adam({"w": params["w"].copy()}, {"w": grads["w"].copy()}, lr=1.0)
+    twin.load_state_dict(optimizer.state_dict())
+    assert twin.lr == 0.0 and twin.step_count == 2
+    np.testing.assert_array_equal(twin.exp_avg["w"], optimizer.exp_avg["w"])
+
+
 def test_load_state_dict_refuses_and_changes_nothing():
     params, grads = {"w": np.zeros(2), "b": np.zeros(3)}, {"w": np.ones(2), "b": np.ones(3)}
     optimizer = Adam(params, grads, lr=0.1)

@@ -163,3 +163,19 @@ def test_a_reset_state_of_the_wrong_shape_is_refused():
     stream = Stream(LSTM(2, 3, num_layers=2, rng=0))
     with pytest.raises(ValueError, match=r"expected h of shape \(2, 1, 3\), got \(1, 1, 3\)"):
         stream.reset((np.zeros((1, 1, 3)), np.zeros((2, 1, 3))))
+
+
+def test_a_ragged_step_is_refused_with_the_house_message():
+    with pytest.raises(ValueError, match="Stream.step: expected x_t"):
+        Stream(LSTM(2, 3, rng=0)).step([[0.0, 1.0], [2.0]])
+
+
+def test_a_float64_step_beyond_the_float32_range_is_refused_as_such():
+    stream = Stream(LSTM(2, 3, dtype=np.float32, rng=0))
+    with pytest.raises(ValueError, match=r"expected x_t within the float32 range"):
+        stream.step(np.array([1e300, 0.0]))
+
+
+def test_lists_and_integer_steps_are_converted():
+    layer = LSTM(2, 3, rng=0)
+    np.testing.assert_array_equal(Stream(layer).step([1, 2]), Stream(layer).step(np.array([1.0, 2.0])))

@@ -176,7 +176,7 @@ class Optimizer(ABC):
         if sorted(state) != sorted(expected):
             raise ValueError(f"{where}: expected keys {expected}, got {list(state)}.")
         step = _count(where, "step", state["step"], 0)
-        lr = _hyper(where, "lr", state["lr"], "> 0")
+        lr = _hyper(where, "lr", state["lr"], ">= 0")  # a schedule may reach 0, as step() allows
         loaded = {}
         for buffer in self._buffers:
             values = state[buffer]

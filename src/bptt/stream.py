@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bptt._validation import check_positive_int
+from bptt._validation import as_float_array, check_positive_int
 from bptt.lstm import internal_gate_rows
 from bptt.recurrent import RecurrentLayer
 
@@ -203,16 +203,16 @@ class Stream:
 
     def step(self, x_t: object) -> NDArray:
         """Advance one time step on ``x_t (N, I)`` (or ``(I,)``) and return the output ``(N, S)`` (or ``(S,)``)."""
-        x = np.asarray(x_t)
+        if not (isinstance(x_t, np.ndarray) and x_t.dtype == self.dtype):  # else: convert, refusing what can't be
+            x_t = as_float_array("Stream.step", "x_t", x_t, self.dtype, copy=False)
+        x = x_t
         unbatched = x.shape == (self.input_size,) and self.batch_size == 1
         if x.shape != (self.batch_size, self.input_size) and not unbatched:
             raise ValueError(f"Stream.step: expected x_t of shape ({self.batch_size}, {self.input_size})"
                              + (f" or ({self.input_size},)" if self.batch_size == 1 else "")
                              + f", got {x.shape}.")
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"Stream.step: expected x_t to be a real numeric array, got dtype {x.dtype}.")
         first = self.layer_steps[0]
-        np.copyto(first.x, x.reshape(self.batch_size, self.input_size), casting="unsafe")
+        np.copyto(first.x, x.reshape(self.batch_size, self.input_size))
         if not np.isfinite(first.x).all():
             raise ValueError("Stream.step: expected finite values in x_t, got NaN or infinite entries.")
         below = None

@@ -8,11 +8,10 @@ as ``resume``; :func:`save_train_state` and :func:`load_train_state` keep it in 
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +166,11 @@ def save_train_state(path: str | os.PathLike, state: TrainState,
     return save_arrays(path, arrays, {**(metadata or {}), "train_state": header})
 
 
+def _copy_history(history: History) -> History:
+    """A copy of ``history`` whose lists are its own (their numbers are immutable: a shallow copy is enough)."""
+    return replace(history, **{name: list(getattr(history, name)) for name in SERIES})
+
+
 def _group(arrays: Mapping[str, NDArray], prefix: str) -> dict[str, NDArray]:
     """The arrays whose names start with ``prefix``, by the rest of their names."""
     return {name[len(prefix):]: value for name, value in arrays.items() if name.startswith(prefix)}
@@ -186,7 +190,8 @@ def load_train_state(path: str | os.PathLike) -> tuple[TrainState, dict[str, obj
         for key, value in _group(arrays, "optimizer.").items():
             buffer, name = key.split(".", 1)
             optimizer.setdefault(buffer, {})[name] = value
-        history = History(**{name: _group(arrays, "history.")[name].tolist() for name in SERIES},
+        series = _group(arrays, "history.")
+        history = History(**{name: series[name].tolist() for name in SERIES},
                           best_step=header["best_step"], best_val_loss=header["best_val_loss"],
                           stopped_early_at=header["stopped_early_at"])
         state = TrainState(TrainConfig(**header["config"]), header["seed"], header["step"], _group(arrays, "params."),
@@ -330,13 +335,13 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
         optimizer.load_state_dict(resume.optimizer)
         for name, generator in generators.items():
             generator.bit_generator.state = resume.rngs[name]
-        history, best_state = copy.deepcopy(resume.history), resume.best_params
+        history, best_state = _copy_history(resume.history), resume.best_params
         evaluations_without_gain, done = resume.evaluations_without_gain, resume.step
 
     def snapshot(step: int) -> TrainState:
         return TrainState(config, seed, step, model.state_dict(), optimizer.state_dict(),
                           {name: generator.bit_generator.state for name, generator in generators.items()},
-                          copy.deepcopy(history), best_state, evaluations_without_gain)
+                          _copy_history(history), best_state, evaluations_without_gain)
 
     last = config.steps if history.stopped_early_at is None else done  # a run that stopped early is over
     for step in range(done + 1, last + 1):
