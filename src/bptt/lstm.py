@@ -47,6 +47,7 @@ from bptt.recurrent import (
     FeatureMajorSteps,
     GateProduct,
     RecurrentLayer,
+    combined_bias,
     freeze_inactive,
     inactive_at,
     step_columns,
@@ -81,11 +82,6 @@ def pytorch_row_blocks(hidden_size: int) -> tuple[tuple[slice, slice], ...]:
             (slice(3 * H, 4 * H), slice(2 * H, 3 * H)))
 
 
-def _combined_bias(weights: dict[str, NDArray]) -> NDArray | None:
-    """b_ih + b_hh: the two biases only ever enter as their sum."""
-    return weights["bias_ih"] + weights["bias_hh"] if "bias_ih" in weights else None
-
-
 def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray, NDArray],
                  inactive: NDArray | None = None) -> tuple[NDArray, tuple[NDArray, NDArray], LSTMCache]:
     r"""Run one LSTM layer, one direction, over a whole sequence.
@@ -107,7 +103,7 @@ def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray,
     H, S = weight_hh.shape[0] // 4, weight_hh.shape[1]
     rows = internal_gate_rows(H)
     dtype = x.dtype
-    bias = _combined_bias(weights)
+    bias = combined_bias(weights)
     # Internal row order i, f, o, g with the sigmoid rows halved, on the weights or on the products
     recurrent_product = GateProduct(weight_hh, rows, 3 * H, T * N)
     # (L1) Z^x = W_ih x_t + b for all steps before the loop, (T, 4H, N); it becomes the gate buffer

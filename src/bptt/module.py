@@ -60,6 +60,6 @@ class Module:
                 raise ValueError(f"{where}: expected {name} of shape {target.shape}, got {value.shape}.")
             if not np.isfinite(value).all():
                 raise ValueError(f"{where}: expected finite values in {name}, got NaN or infinite entries.")
-            converted[name] = cast_within_range(where, name, value, target.dtype)
+            converted[name] = cast_within_range(where, name, value, target.dtype, copy=False)
         for name, value in converted.items():
             np.copyto(self.params[name], value)

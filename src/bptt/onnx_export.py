@@ -54,12 +54,12 @@ def _onnx_weights(layer: RecurrentLayer, k: int) -> tuple[NDArray, NDArray, NDAr
     order = GATE_ORDER[layer.family.name]
     W, R, B = [], [], []
     for d in range(layer.num_directions):
-        suffix = f"_l{k}{'_reverse' if d else ''}"
-        W.append(_reorder_gates(layer.params[f"weight_ih{suffix}"], order))
-        R.append(_reorder_gates(layer.params[f"weight_hh{suffix}"], order))
-        if layer.bias:
-            B.append(np.concatenate([_reorder_gates(layer.params[f"bias_ih{suffix}"], order),
-                                     _reorder_gates(layer.params[f"bias_hh{suffix}"], order)]))
+        weights = layer._weights(k, d)
+        W.append(_reorder_gates(weights["weight_ih"], order))
+        R.append(_reorder_gates(weights["weight_hh"], order))
+        if "bias_ih" in weights:
+            B.append(np.concatenate([_reorder_gates(weights["bias_ih"], order),
+                                     _reorder_gates(weights["bias_hh"], order)]))
         else:
             B.append(np.zeros(2 * R[-1].shape[0]))
     return tuple(np.stack(arrays).astype(np.float32) for arrays in (W, R, B))

@@ -331,6 +331,11 @@ class RecurrentLayer(Module):
 
 # -- whole-sequence pieces every core uses ---------------------------------------------------------------------
 
+def combined_bias(weights: dict[str, NDArray]) -> NDArray | None:
+    """b_ih + b_hh, for the families where the two biases only ever enter as their sum (LSTM, RNN)."""
+    return weights["bias_ih"] + weights["bias_hh"] if "bias_ih" in weights else None
+
+
 def project_inputs(weight: NDArray, x: NDArray, bias: NDArray | None) -> NDArray:
     """``W x_t + b`` for all steps in one matmul call over the stack of steps, as ``(T, R, N)``: each step's
     block is contiguous, so the loop adds it to the recurrent term without a strided read (a ``(R, T*N)``

@@ -38,6 +38,7 @@ from bptt.recurrent import (
     Family,
     FeatureMajorSteps,
     RecurrentLayer,
+    combined_bias,
     freeze_inactive,
     inactive_at,
     project_inputs,
@@ -78,7 +79,7 @@ def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     """
     T, N, _ = x.shape
     H = weights["weight_hh"].shape[1]
-    bias = weights["bias_ih"] + weights["bias_hh"] if "bias_ih" in weights else None
+    bias = combined_bias(weights)
     # (R1) Z^x = W_ih x_t + b for all steps before the loop, (T, H, N), block t = step t
     projection = project_inputs(weights["weight_ih"], x, bias)
     weight_hh = weights["weight_hh"]

@@ -33,13 +33,15 @@ from numpy.typing import NDArray
 
 from bptt._validation import as_float_array, check_positive_int
 from bptt.lstm import internal_gate_rows
-from bptt.recurrent import RecurrentLayer
+from bptt.recurrent import RecurrentLayer, combined_bias
 
 
-def _packed(blocks: list[NDArray], rows: NDArray | slice, halved: int) -> NDArray:
-    """``[W_ih | W_hh | b]`` (a bias as one more column, multiplied by the constant 1 of ``v``), rows in
-    ``rows`` order, the first ``halved`` rows halved, stored transposed and contiguous: ``(inputs, gate rows)``."""
-    packed = np.concatenate([block if block.ndim == 2 else block[:, None] for block in blocks], axis=1)[rows]
+def _packed(blocks: list[NDArray | None], rows: NDArray | slice, halved: int) -> NDArray:
+    """``[W_ih | W_hh | b]`` (a bias as one more column, multiplied by the constant 1 of ``v``; None blocks left
+    out), rows in ``rows`` order, the first ``halved`` rows halved, stored transposed and contiguous:
+    ``(inputs, gate rows)``."""
+    columns = [block if block.ndim == 2 else block[:, None] for block in blocks if block is not None]
+    packed = np.concatenate(columns, axis=1)[rows]
     packed[:halved] *= 0.5
     return np.ascontiguousarray(packed.T)
 
@@ -50,8 +52,8 @@ class _LSTMStep:
 
     def __init__(self, weights: dict[str, NDArray], inputs: int, batch: int) -> None:
         H, S = weights["weight_hh"].shape[0] // 4, weights["weight_hh"].shape[1]
-        bias = [weights["bias_ih"] + weights["bias_hh"]] if "bias_ih" in weights else []
-        self.weight = _packed([weights["weight_ih"], weights["weight_hh"], *bias], internal_gate_rows(H), 3 * H)
+        blocks = [weights["weight_ih"], weights["weight_hh"], combined_bias(weights)]
+        self.weight = _packed(blocks, internal_gate_rows(H), 3 * H)
         self.weight_hr = None if "weight_hr" not in weights else np.ascontiguousarray(weights["weight_hr"].T)
         dtype = self.weight.dtype
         self.v = np.zeros((batch, self.weight.shape[0]), dtype=dtype)    # [x, h, 1]
@@ -130,8 +132,8 @@ class _RNNStep:
 
     def __init__(self, weights: dict[str, NDArray], inputs: int, batch: int, nonlinearity: str) -> None:
         H = weights["weight_hh"].shape[0]
-        bias = [weights["bias_ih"] + weights["bias_hh"]] if "bias_ih" in weights else []
-        self.weight = _packed([weights["weight_ih"], weights["weight_hh"], *bias], slice(None), 0)
+        blocks = [weights["weight_ih"], weights["weight_hh"], combined_bias(weights)]
+        self.weight = _packed(blocks, slice(None), 0)
         self.v = np.zeros((batch, self.weight.shape[0]), dtype=self.weight.dtype)   # [x, h, 1]
         self.v[:, inputs + H:] = 1.0
         self.x, self.h = self.v[:, :inputs], self.v[:, inputs:inputs + H]
