@@ -190,3 +190,19 @@ def test_cli_resume_without_a_saved_run_exits_2(tmp_path, capsys):
     assert stderr == (f"bptt train: load_resumable: expected a train state at "
                       f"'{tmp_path / 'empty' / 'train_state.safetensors'}', found none. Start the run without "
                       "resuming.\n")
+
+
+def test_a_model_generator_of_another_kind_is_saved_and_restored(tmp_path):
+    """MT19937's state holds an array; the train state keeps it as a JSON list and restores it."""
+    config = dataclasses.replace(BASE, steps=20)
+    model = small_model(num_layers=2, dropout=0.3)
+    model.rnn.rng = np.random.Generator(np.random.MT19937(3))
+    states = {}
+    fit(model, SineTask(seq_len=21), config, SEED, on_checkpoint=lambda s: states.update({s.step: s}))
+    path = save_train_state(tmp_path / "train_state.safetensors", states[10])
+    loaded, _ = load_train_state(path)
+    restored = np.random.Generator(np.random.MT19937(0))
+    restored.bit_generator.state = loaded.rngs["model.rnn.rng"]
+    original = np.random.Generator(np.random.MT19937(0))
+    original.bit_generator.state = states[10].rngs["model.rnn.rng"]
+    np.testing.assert_array_equal(restored.random(5), original.random(5))

@@ -65,13 +65,21 @@ def remove_interrupted_writes(path: str | os.PathLike) -> list[Path]:
     return leftovers
 
 
+def _numpy_to_json(value: object) -> object:
+    """JSON's form of the NumPy values a metadata entry may hold; anything else is refused as json.dumps does."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def save_arrays(path: str | os.PathLike, arrays: Mapping[str, NDArray],
                 metadata: Mapping[str, object] | None = None) -> Path:
-    """Save named arrays to a safetensors file; ``metadata`` values are stored as JSON strings."""
+    """Save named arrays to a safetensors file; ``metadata`` values are stored as JSON strings, NumPy arrays and
+    scalars in them as lists and numbers (e.g. the ``bit_generator.state`` of an MT19937 generator)."""
     from safetensors.numpy import save
 
     tensors = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
-    text = {key: json.dumps(value) for key, value in (metadata or {}).items()}
+    text = {key: json.dumps(value, default=_numpy_to_json) for key, value in (metadata or {}).items()}
     return atomic_write_bytes(path, save(tensors, metadata=text))
 
 
