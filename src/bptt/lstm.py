@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
+from bptt.kernels import lstm_backward_cell
 from bptt.recurrent import (
     ChunkedGradients,
     Family,
@@ -174,35 +175,42 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
     dc = np.array(dstates[1].T, dtype=dtype)            # carries dL/dc_t backwards
     scratch = np.empty((H, N), dtype=dtype)
     sigmoid_slope = np.empty((3 * H, N), dtype=dtype)
+    # The compiled kernel of bptt.kernels where numba is installed: the same operations, fused; it covers
+    # steps without padding and layers without projection
+    fused = lstm_backward_cell() if inactive is None and weight_hr is None else None
+    one = dtype.type(1)
     for t in range(T - 1, -1, -1):
         frozen = inactive_at(inactive, t)
         carried = dc.copy() if frozen is not None else None
         s = gates[t]
-        i, f, o, g = s[:H], s[H:2 * H], s[2 * H:3 * H], s[3 * H:]
-        di, df, do, dg = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
-        # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
-        np.add(upstream[t], dh_recurrent, out=dh)
-        if dh_all is not None:
-            # (L9) h = W_hr m  =>  dm = W_hr^T dh (dW_hr after the loop)
-            dh_all[t] = dh
-            np.matmul(weight_hr.T, dh, out=dm)
-        # (L5) m = o * tanh(c)
-        np.multiply(dm, tanh_c[t], out=do)              # dm/do = tanh c
-        np.multiply(dm, o, out=scratch)                 # dm/dtanh(c) = o
-        dc += scratch                                   # dtanh(c)/dc = 1 - tanh^2 c, in two adds:
-        scratch *= tanh_c[t]
-        scratch *= tanh_c[t]
-        dc -= scratch                                   # dc += dm o (1 - tanh^2 c); dc carried t+1 in
-        # (L4) c = f * c_prev + i * g
-        np.multiply(dc, g, out=di)                      # dc/di = g
-        np.multiply(dc, c[t], out=df)                   # dc/df = c_prev
-        np.multiply(dc, i, out=dg)                      # dc/dg = i
-        dc *= f                                         # dc/dc_prev = f: now dL/dc_{t-1} through c
-        # (L3) i, f, o = sigmoid(z), g = tanh(z)
-        d[:3 * H] *= sigmoid_grad_from_output(s[:3 * H], out=sigmoid_slope)  # s (1 - s)
-        dg *= tanh_grad_from_output(g, out=scratch)                          # 1 - g^2
-        if frozen is not None:                          # padded step: h, c pass through unchanged
-            np.copyto(d, 0.0, where=frozen)
+        if fused is not None:
+            fused(upstream[t], dh_recurrent, s, tanh_c[t], c[t], dc, d, one)  # (L6) to (L3), one loop
+        else:
+            i, f, o, g = s[:H], s[H:2 * H], s[2 * H:3 * H], s[3 * H:]
+            di, df, do, dg = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
+            # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
+            np.add(upstream[t], dh_recurrent, out=dh)
+            if dh_all is not None:
+                # (L9) h = W_hr m  =>  dm = W_hr^T dh (dW_hr after the loop)
+                dh_all[t] = dh
+                np.matmul(weight_hr.T, dh, out=dm)
+            # (L5) m = o * tanh(c)
+            np.multiply(dm, tanh_c[t], out=do)              # dm/do = tanh c
+            np.multiply(dm, o, out=scratch)                 # dm/dtanh(c) = o
+            dc += scratch                                   # dtanh(c)/dc = 1 - tanh^2 c, in two adds:
+            scratch *= tanh_c[t]
+            scratch *= tanh_c[t]
+            dc -= scratch                                   # dc += dm o (1 - tanh^2 c); dc carried t+1 in
+            # (L4) c = f * c_prev + i * g
+            np.multiply(dc, g, out=di)                      # dc/di = g
+            np.multiply(dc, c[t], out=df)                   # dc/df = c_prev
+            np.multiply(dc, i, out=dg)                      # dc/dg = i
+            dc *= f                                         # dc/dc_prev = f: now dL/dc_{t-1} through c
+            # (L3) i, f, o = sigmoid(z), g = tanh(z)
+            d[:3 * H] *= sigmoid_grad_from_output(s[:3 * H], out=sigmoid_slope)  # s (1 - s)
+            dg *= tanh_grad_from_output(g, out=scratch)                          # 1 - g^2
+            if frozen is not None:                          # padded step: h, c pass through unchanged
+                np.copyto(d, 0.0, where=frozen)
         # (L2) z_t = Z^x_t + W_hh h_{t-1}  =>  dL/dh_{t-1} gets W_hh^T dz_t (used by L6 at t-1)
         np.matmul(w_hh_t, d, out=dh_recurrent)
         if frozen is not None:

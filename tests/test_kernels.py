@@ -1,0 +1,71 @@
+"""bptt.kernels: the compiled LSTM backward step gives bitwise the numbers of the NumPy path it replaces."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bptt import LSTM, kernels
+
+pytest.importorskip("numba")
+
+
+@contextlib.contextmanager
+def numpy_path(enabled: bool):
+    """Inside: the kernel choice as with BPTT_KERNELS=numpy (``enabled``) or without it; restored after."""
+    saved = os.environ.pop("BPTT_KERNELS", None)
+    if enabled:
+        os.environ["BPTT_KERNELS"] = "numpy"
+    try:
+        yield
+    finally:
+        os.environ.pop("BPTT_KERNELS", None)
+        if saved is not None:
+            os.environ["BPTT_KERNELS"] = saved
+
+
+def backward_results(layer: LSTM, x: np.ndarray, dout: np.ndarray, lengths) -> list[np.ndarray]:
+    layer.zero_grad()
+    layer(x, lengths=lengths)
+    dx, (dh0, dc0) = layer.backward(dout)
+    return [dx, dh0, dc0, *(g.copy() for g in layer.grads.values())]
+
+
+@settings(max_examples=40, deadline=None)
+@given(T=st.integers(1, 6), N=st.integers(1, 4), I=st.integers(1, 5), H=st.integers(1, 6), L=st.integers(1, 2),
+       bidirectional=st.booleans(), bias=st.booleans(), proj=st.booleans(), padded=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_the_kernel_and_the_numpy_path_give_bitwise_the_same_gradients(T, N, I, H, L, bidirectional, bias, proj,
+                                                                      padded, dtype, seed):
+    rng = np.random.default_rng(seed)
+    options = {"proj_size": H - 1} if proj and H > 1 else {}
+    layer = LSTM(I, H, L, bias=bias, bidirectional=bidirectional, dtype=dtype, rng=seed, **options)
+    x = rng.standard_normal((T, N, I))
+    dout = rng.standard_normal((T, N, (2 if bidirectional else 1) * layer.output_size))
+    lengths = rng.integers(1, T + 1, size=N) if padded else None
+    with numpy_path(False):
+        assert kernels.lstm_backward_cell() is not None
+        fused = backward_results(layer, x, dout, lengths)
+    with numpy_path(True):
+        reference = backward_results(layer, x, dout, lengths)
+    for ours, theirs in zip(fused, reference, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_without_numba_there_is_no_kernel(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba now raises ImportError
+    kernels._compiled.cache_clear()
+    with numpy_path(False):
+        assert kernels.lstm_backward_cell() is None
+    kernels._compiled.cache_clear()
+
+
+def test_bptt_kernels_numpy_keeps_the_numpy_path():
+    with numpy_path(True):
+        assert kernels.lstm_backward_cell() is None
