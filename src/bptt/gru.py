@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
+from bptt.kernels import gru_backward_cell
 from bptt.recurrent import (
     ChunkedGradients,
     Family,
@@ -134,30 +135,37 @@ def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
     dh_recurrent = np.array(dstates[0].T, dtype=dtype)  # W_hh^T da_{t+1} + z_{t+1} dh_{t+1}; starts as dL/dh_T
     scratch = np.empty((H, N), dtype=dtype)
     sigmoid_slope = np.empty((2 * H, N), dtype=dtype)
+    # The compiled kernel of bptt.kernels where numba is installed: the same operations, fused; it covers
+    # steps without padding
+    fused = gru_backward_cell() if inactive is None else None
+    one = dtype.type(1)
     for t in range(T - 1, -1, -1):
         s = gates[t]
-        r, z, n = s[:H], s[H:2 * H], s[2 * H:]
-        dr, dz, dn_hidden = d[:H], d[H:2 * H], d[2 * H:]
-        # (G6) dh_t = dL/dout_t + (recurrent and direct paths from t+1)
-        np.add(upstream[t], dh_recurrent, out=dh)
-        # (G5) h = (1 - z) n + z h_prev
-        np.subtract(1.0, z, out=scratch)
-        np.multiply(dh, scratch, out=dn)                # dh/dn = 1 - z
-        np.subtract(h[t], n, out=scratch)
-        np.multiply(dh, scratch, out=dz)                # dh/dz = h_prev - n
-        # (G4) n = tanh(X_n + r a_n)
-        dn *= tanh_grad_from_output(n, out=scratch)     # dn/dX_n = 1 - n^2: dn is now dL/dX^x_n
-        np.multiply(dn, hidden_n[t], out=dr)            # d(r a_n)/dr = a_n
-        np.multiply(dn, r, out=dn_hidden)               # d(r a_n)/da_n = r
-        # (G3) r, z = sigmoid(.)
-        d[:2 * H] *= sigmoid_grad_from_output(s[:2 * H], out=sigmoid_slope)  # s (1 - s)
         frozen = inactive_at(inactive, t)
-        if frozen is not None:                          # padded step: h passes through unchanged
-            np.copyto(d, 0.0, where=frozen)
-            np.copyto(dn, 0.0, where=frozen)
+        if fused is not None:  # (G6) to (G3) in one loop; scratch gets z dh, the direct path of (G5)
+            fused(upstream[t], dh_recurrent, s, h[t], hidden_n[t], d, dn, scratch, one)
+        else:
+            r, z, n = s[:H], s[H:2 * H], s[2 * H:]
+            dr, dz, dn_hidden = d[:H], d[H:2 * H], d[2 * H:]
+            # (G6) dh_t = dL/dout_t + (recurrent and direct paths from t+1)
+            np.add(upstream[t], dh_recurrent, out=dh)
+            # (G5) h = (1 - z) n + z h_prev
+            np.subtract(1.0, z, out=scratch)
+            np.multiply(dh, scratch, out=dn)                # dh/dn = 1 - z
+            np.subtract(h[t], n, out=scratch)
+            np.multiply(dh, scratch, out=dz)                # dh/dz = h_prev - n
+            # (G4) n = tanh(X_n + r a_n)
+            dn *= tanh_grad_from_output(n, out=scratch)     # dn/dX_n = 1 - n^2: dn is now dL/dX^x_n
+            np.multiply(dn, hidden_n[t], out=dr)            # d(r a_n)/dr = a_n
+            np.multiply(dn, r, out=dn_hidden)               # d(r a_n)/da_n = r
+            # (G3) r, z = sigmoid(.)
+            d[:2 * H] *= sigmoid_grad_from_output(s[:2 * H], out=sigmoid_slope)  # s (1 - s)
+            if frozen is not None:                          # padded step: h passes through unchanged
+                np.copyto(d, 0.0, where=frozen)
+                np.copyto(dn, 0.0, where=frozen)
+            np.multiply(dh, z, out=scratch)                 # (G5) the direct path to h_prev: z dh
         # (G2) a = W_hh h_prev + b_hh, and the direct path of (G5): dh_prev = W_hh^T da + z dh
         np.matmul(w_hh_t, d, out=dh_recurrent)
-        np.multiply(dh, z, out=scratch)
         dh_recurrent += scratch
         if frozen is not None:
             np.copyto(dh_recurrent, dh, where=frozen)

@@ -1,11 +1,11 @@
 """Optional compiled kernels: a step's elementwise work fused in one loop (numba, ``pip install "bptt[fast]"``).
 
-The NumPy code in :mod:`bptt.lstm` is the reference and stays the path used without numba. A kernel here does
-the same operations in the same order, element by element, so it gives the same numbers (numba does not
-contract or reorder floating-point operations unless asked to); it only saves the dozen NumPy calls, each
-with its own pass over memory, that the reference spends on one step. numba is imported, and the kernel
-compiled, at the first backward pass that uses it; ``BPTT_KERNELS=numpy`` in the environment keeps
-the NumPy path even where numba is installed.
+The NumPy code in :mod:`bptt.lstm` and :mod:`bptt.gru` is the reference and stays the path used without
+numba. A kernel here does the same operations in the same order, element by element, so it gives the same
+numbers (numba does not contract or reorder floating-point operations unless asked to); it only saves the
+dozen NumPy calls, each with its own pass over memory, that the reference spends on one step. numba is
+imported, and a kernel compiled, at the first backward pass that uses it; ``BPTT_KERNELS=numpy`` in the
+environment keeps the NumPy path even where numba is installed.
 """
 
 from __future__ import annotations
@@ -42,6 +42,27 @@ def _lstm_backward_cell(up, dh_recurrent, s, tanh_c, c_prev, dc, d, one):
             d[3 * H + j, n] = dg * (one - g * g)           # (L3) tanh' = 1 - g^2
 
 
+def _gru_backward_cell(up, dh_recurrent, s, h_prev, hidden_n, d, dn, direct, one):
+    """One GRU backward step, (G6) to (G3), for every hidden unit j and sequence n; the arrays are those of
+    :func:`bptt.gru.gru_backward` at step t: ``s`` the activated gates ``(3H, N)`` r, z, n, ``hidden_n`` the
+    recurrent term a_n; ``d`` receives dL/da_t (r, z rows; r dX_n in the n rows), ``dn`` dL/dX^x_n and
+    ``direct`` z dh, the direct path of (G5) that joins W_hh^T da_t after the product."""
+    H, N = dn.shape
+    for j in range(H):
+        for n in range(N):
+            dh = up[j, n] + dh_recurrent[j, n]            # (G6) dh_t = dL/dout_t + paths from t+1
+            r, z, cand = s[j, n], s[H + j, n], s[2 * H + j, n]
+            dcand = dh * (one - z)                         # (G5) h = (1 - z) n + z h_prev: dh/dn = 1 - z
+            dz = dh * (h_prev[j, n] - cand)                # (G5) dh/dz = h_prev - n
+            dcand = dcand * (one - cand * cand)            # (G4) n = tanh(X_n + r a_n): 1 - n^2
+            dr = dcand * hidden_n[j, n]                    # (G4) d(r a_n)/dr = a_n
+            d[2 * H + j, n] = dcand * r                    # (G4) d(r a_n)/da_n = r
+            dn[j, n] = dcand
+            d[j, n] = dr * ((one - r) * r)                 # (G3) sigmoid' = s (1 - s)
+            d[H + j, n] = dz * ((one - z) * z)
+            direct[j, n] = dh * z                          # (G5) the direct path to h_prev
+
+
 @functools.cache
 def _compiled(kernel: Callable) -> Callable:
     """``kernel`` compiled by numba (at its first call for each dtype); ImportError without numba."""
@@ -50,11 +71,21 @@ def _compiled(kernel: Callable) -> Callable:
     return numba.njit(kernel)
 
 
-def lstm_backward_cell() -> Callable | None:
-    """The compiled :func:`_lstm_backward_cell`, or None without numba or with ``BPTT_KERNELS=numpy``."""
+def _available(kernel: Callable) -> Callable | None:
+    """``kernel`` compiled, or None without numba or with ``BPTT_KERNELS=numpy``."""
     if os.environ.get("BPTT_KERNELS", "").lower() == "numpy":
         return None
     try:
-        return _compiled(_lstm_backward_cell)
+        return _compiled(kernel)
     except ImportError:
         return None
+
+
+def lstm_backward_cell() -> Callable | None:
+    """The compiled :func:`_lstm_backward_cell`, or None (see :func:`_available`)."""
+    return _available(_lstm_backward_cell)
+
+
+def gru_backward_cell() -> Callable | None:
+    """The compiled :func:`_gru_backward_cell`, or None (see :func:`_available`)."""
+    return _available(_gru_backward_cell)
