@@ -1,4 +1,4 @@
-"""bptt.kernels: the compiled LSTM and GRU backward steps give bitwise the numbers of the NumPy path they replace."""
+"""bptt.kernels: the compiled LSTM and GRU steps give bitwise the numbers of the NumPy path they replace."""
 
 from __future__ import annotations
 
@@ -32,9 +32,10 @@ def numpy_path(enabled: bool):
 
 def backward_results(layer, x: np.ndarray, dout: np.ndarray, lengths) -> list[np.ndarray]:
     layer.zero_grad()
-    layer(x, lengths=lengths)
+    out, final = layer(x, lengths=lengths)
     dx, dh0 = layer.backward(dout)
-    return [dx, *(dh0 if isinstance(dh0, tuple) else (dh0,)), *(g.copy() for g in layer.grads.values())]
+    states = [*(final if isinstance(final, tuple) else (final,)), *(dh0 if isinstance(dh0, tuple) else (dh0,))]
+    return [out, dx, *states, *(g.copy() for g in layer.grads.values())]
 
 
 @settings(max_examples=40, deadline=None)
@@ -42,8 +43,8 @@ def backward_results(layer, x: np.ndarray, dout: np.ndarray, lengths) -> list[np
        H=st.integers(1, 6), L=st.integers(1, 2), bidirectional=st.booleans(), bias=st.booleans(),
        proj=st.booleans(), padded=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
        seed=st.integers(0, 2**16))
-def test_the_kernel_and_the_numpy_path_give_bitwise_the_same_gradients(family, T, N, I, H, L, bidirectional, bias,
-                                                                      proj, padded, dtype, seed):
+def test_kernels_give_bitwise_the_outputs_and_gradients_of_the_numpy_path(family, T, N, I, H, L, bidirectional,
+                                                                          bias, proj, padded, dtype, seed):
     rng = np.random.default_rng(seed)
     options = {"proj_size": H - 1} if family == "lstm" and proj and H > 1 else {}
     layer = {"lstm": LSTM, "gru": GRU}[family](I, H, L, bias=bias, bidirectional=bidirectional, dtype=dtype,
@@ -52,7 +53,7 @@ def test_the_kernel_and_the_numpy_path_give_bitwise_the_same_gradients(family, T
     dout = rng.standard_normal((T, N, (2 if bidirectional else 1) * layer.output_size))
     lengths = rng.integers(1, T + 1, size=N) if padded else None
     with numpy_path(False):
-        assert getattr(kernels, f"{family}_backward_cell")() is not None
+        assert getattr(kernels, f"{family}_backward_cell")() is not None and kernels.lstm_forward_cell() is not None
         fused = backward_results(layer, x, dout, lengths)
     with numpy_path(True):
         reference = backward_results(layer, x, dout, lengths)
@@ -65,9 +66,11 @@ def test_without_numba_there_is_no_kernel(monkeypatch):
     kernels._compiled.cache_clear()
     with numpy_path(False):
         assert kernels.lstm_backward_cell() is None and kernels.gru_backward_cell() is None
+        assert kernels.lstm_forward_cell() is None
     kernels._compiled.cache_clear()
 
 
 def test_bptt_kernels_numpy_keeps_the_numpy_path():
     with numpy_path(True):
         assert kernels.lstm_backward_cell() is None and kernels.gru_backward_cell() is None
+        assert kernels.lstm_forward_cell() is None

@@ -15,6 +15,20 @@ import os
 from collections.abc import Callable
 
 
+def _lstm_forward_cell(z, c_prev, c, half):
+    """One LSTM forward step's (L3) and (L4) after the tanh: ``z`` ``(4H, N)`` holds tanh(z/2) for i, f, o and
+    tanh(z) for g (internal order) and receives the gates; ``c`` receives f c_prev + i g. ``half`` is 0.5 in
+    the working dtype."""
+    H, N = c.shape
+    for j in range(H):
+        for n in range(N):
+            i = z[j, n] * half + half                      # (L3) i, f, o = (1 + tanh(z/2)) / 2
+            f = z[H + j, n] * half + half
+            z[j, n], z[H + j, n] = i, f
+            z[2 * H + j, n] = z[2 * H + j, n] * half + half
+            c[j, n] = f * c_prev[j, n] + i * z[3 * H + j, n]  # (L4) c = f c_prev + i g
+
+
 def _lstm_backward_cell(up, dh_recurrent, s, tanh_c, c_prev, dc, d, one):
     """One LSTM backward step, (L6) to (L3), for every hidden unit j and sequence n; the arrays are those of
     :func:`bptt.lstm.lstm_backward` at step t: ``up`` dL/dout_t ``(H, N)``, ``s`` the activated gates
@@ -79,6 +93,11 @@ def _available(kernel: Callable) -> Callable | None:
         return _compiled(kernel)
     except ImportError:
         return None
+
+
+def lstm_forward_cell() -> Callable | None:
+    """The compiled :func:`_lstm_forward_cell`, or None (see :func:`_available`)."""
+    return _available(_lstm_forward_cell)
 
 
 def lstm_backward_cell() -> Callable | None:

@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.kernels import lstm_backward_cell
+from bptt.kernels import lstm_backward_cell, lstm_forward_cell
 from bptt.recurrent import (
     ChunkedGradients,
     Family,
@@ -117,18 +117,24 @@ def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray,
     recurrent = np.empty((4 * H, N), dtype=dtype)
     input_times_candidate = np.empty((H, N), dtype=dtype)
     output = np.empty((H, N), dtype=dtype) if weight_hr is not None else None
+    fused = lstm_forward_cell()                             # bptt.kernels where numba is installed
+    half = dtype.type(0.5)
     for t in range(T):
         z = gates[t]
         recurrent_product(h[t], out=recurrent)              # (L2) z_t = Z^x_t + W_hh h_{t-1}
         z += recurrent
         np.tanh(z, out=z)                                   # (L3) g = tanh(z), and tanh(z/2) for i, f, o
-        sig = z[:3 * H]
-        sig *= 0.5
-        sig += 0.5                                          # (L3) i, f, o = (1 + tanh(z/2)) / 2
-        i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
-        np.multiply(f, c[t], out=c[t + 1])                  # (L4) c = f c_prev + i g
-        np.multiply(i, g, out=input_times_candidate)
-        c[t + 1] += input_times_candidate
+        if fused is not None:
+            fused(z, c[t], c[t + 1], half)                  # (L3), (L4) in one loop
+        else:
+            sig = z[:3 * H]
+            sig *= 0.5
+            sig += 0.5                                      # (L3) i, f, o = (1 + tanh(z/2)) / 2
+            i, f, g = z[:H], z[H:2 * H], z[3 * H:]
+            np.multiply(f, c[t], out=c[t + 1])              # (L4) c = f c_prev + i g
+            np.multiply(i, g, out=input_times_candidate)
+            c[t + 1] += input_times_candidate
+        o = z[2 * H:3 * H]
         np.tanh(c[t + 1], out=tanh_c[t])                    # (L5) m = o tanh(c)
         if output is None:
             np.multiply(o, tanh_c[t], out=h[t + 1])         # (L5) h = m
