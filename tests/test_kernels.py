@@ -53,7 +53,8 @@ def test_kernels_give_bitwise_the_outputs_and_gradients_of_the_numpy_path(family
     dout = rng.standard_normal((T, N, (2 if bidirectional else 1) * layer.output_size))
     lengths = rng.integers(1, T + 1, size=N) if padded else None
     with numpy_path(False):
-        assert getattr(kernels, f"{family}_backward_cell")() is not None and kernels.lstm_forward_cell() is not None
+        assert getattr(kernels, f"{family}_backward_cell")() is not None
+        assert kernels.lstm_forward_cell() is not None and kernels.gru_forward_cells() is not None
         fused = backward_results(layer, x, dout, lengths)
     with numpy_path(True):
         reference = backward_results(layer, x, dout, lengths)
@@ -66,11 +67,11 @@ def test_without_numba_there_is_no_kernel(monkeypatch):
     kernels._compiled.cache_clear()
     with numpy_path(False):
         assert kernels.lstm_backward_cell() is None and kernels.gru_backward_cell() is None
-        assert kernels.lstm_forward_cell() is None
+        assert kernels.lstm_forward_cell() is None and kernels.gru_forward_cells() is None
     kernels._compiled.cache_clear()
 
 
 def test_bptt_kernels_numpy_keeps_the_numpy_path():
     with numpy_path(True):
         assert kernels.lstm_backward_cell() is None and kernels.gru_backward_cell() is None
-        assert kernels.lstm_forward_cell() is None
+        assert kernels.lstm_forward_cell() is None and kernels.gru_forward_cells() is None

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.kernels import gru_backward_cell
+from bptt.kernels import gru_backward_cell, gru_forward_cells
 from bptt.recurrent import (
     ChunkedGradients,
     Family,
@@ -92,24 +92,34 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     h[0] = states[0].T
     recurrent = np.empty((3 * H, N), dtype=dtype)
     scratch = np.empty((H, N), dtype=dtype)
+    fused = gru_forward_cells()                                             # bptt.kernels where numba is installed
+    half = dtype.type(0.5)
+    n_bias = weights["bias_hh"][2 * H:] if has_bias else np.empty(0, dtype=dtype)  # the kernel's b_hn
     for t in range(T):
         s = gates[t]
         recurrent_product(h[t], out=recurrent)                             # (G2) a = W_hh h_{t-1} + b_hh
         s[:2 * H] += recurrent[:2 * H]
         np.tanh(s[:2 * H], out=s[:2 * H])
-        s[:2 * H] *= 0.5
-        s[:2 * H] += 0.5                                                    # (G3) r, z = (1 + tanh(./2)) / 2
-        r, z, n = s[:H], s[H:2 * H], s[2 * H:]
-        if has_bias:
-            np.add(recurrent[2 * H:], hidden_n_bias, out=hidden_n[t])
+        n = s[2 * H:]
+        if fused is not None:
+            gates_kernel, state_kernel = fused
+            gates_kernel(s, recurrent, n_bias, hidden_n[t], half)          # (G3) r, z; (G4) X_n + r a_n
+            np.tanh(n, out=n)                                               # (G4) n = tanh(X_n + r a_n)
+            state_kernel(s, h[t], h[t + 1])                                 # (G5) h = n + z (h_prev - n)
         else:
-            hidden_n[t] = recurrent[2 * H:]
-        np.multiply(r, hidden_n[t], out=scratch)                            # (G4) n = tanh(X_n + r a_n)
-        n += scratch
-        np.tanh(n, out=n)
-        np.subtract(h[t], n, out=scratch)                                   # (G5) h = n + z (h_prev - n)
-        scratch *= z
-        np.add(n, scratch, out=h[t + 1])
+            s[:2 * H] *= 0.5
+            s[:2 * H] += 0.5                                                # (G3) r, z = (1 + tanh(./2)) / 2
+            r, z = s[:H], s[H:2 * H]
+            if has_bias:
+                np.add(recurrent[2 * H:], hidden_n_bias, out=hidden_n[t])
+            else:
+                hidden_n[t] = recurrent[2 * H:]
+            np.multiply(r, hidden_n[t], out=scratch)                        # (G4) n = tanh(X_n + r a_n)
+            n += scratch
+            np.tanh(n, out=n)
+            np.subtract(h[t], n, out=scratch)                               # (G5) h = n + z (h_prev - n)
+            scratch *= z
+            np.add(n, scratch, out=h[t + 1])
         freeze_inactive(h[t + 1], h[t], inactive_at(inactive, t))
     out = h[1:].transpose(0, 2, 1).copy()
     return out, (h[T].T.copy(),), GRUCache(x, h, gates, hidden_n, inactive)

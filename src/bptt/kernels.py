@@ -56,6 +56,30 @@ def _lstm_backward_cell(up, dh_recurrent, s, tanh_c, c_prev, dc, d, one):
             d[3 * H + j, n] = dg * (one - g * g)           # (L3) tanh' = 1 - g^2
 
 
+def _gru_forward_gates(s, recurrent, hidden_n_bias, hidden_n, half):
+    """One GRU forward step's (G3) and the inside of (G4), after the tanh of the r, z rows: ``s`` ``(3H, N)``
+    receives r, z and X_n + r a_n; ``hidden_n`` receives a_n = (W_hh h_prev)_n + b_hn (``hidden_n_bias`` is
+    empty without biases). ``half`` is 0.5 in the working dtype."""
+    H, N = hidden_n.shape
+    for j in range(H):
+        for n in range(N):
+            r = s[j, n] * half + half                      # (G3) r, z = (1 + tanh(./2)) / 2
+            s[j, n] = r
+            s[H + j, n] = s[H + j, n] * half + half
+            a_n = recurrent[2 * H + j, n] + hidden_n_bias[j] if hidden_n_bias.size else recurrent[2 * H + j, n]
+            hidden_n[j, n] = a_n
+            s[2 * H + j, n] = s[2 * H + j, n] + r * a_n    # (G4) X_n + r a_n, before its tanh
+
+
+def _gru_forward_state(s, h_prev, h):
+    """(G5) h = n + z (h_prev - n), after the tanh of the candidate rows of ``s``."""
+    H, N = h.shape
+    for j in range(H):
+        for n in range(N):
+            cand = s[2 * H + j, n]
+            h[j, n] = cand + (h_prev[j, n] - cand) * s[H + j, n]
+
+
 def _gru_backward_cell(up, dh_recurrent, s, h_prev, hidden_n, d, dn, direct, one):
     """One GRU backward step, (G6) to (G3), for every hidden unit j and sequence n; the arrays are those of
     :func:`bptt.gru.gru_backward` at step t: ``s`` the activated gates ``(3H, N)`` r, z, n, ``hidden_n`` the
@@ -103,6 +127,12 @@ def lstm_forward_cell() -> Callable | None:
 def lstm_backward_cell() -> Callable | None:
     """The compiled :func:`_lstm_backward_cell`, or None (see :func:`_available`)."""
     return _available(_lstm_backward_cell)
+
+
+def gru_forward_cells() -> tuple[Callable, Callable] | None:
+    """The compiled :func:`_gru_forward_gates` and :func:`_gru_forward_state`, or None (see :func:`_available`)."""
+    gates, state = _available(_gru_forward_gates), _available(_gru_forward_state)
+    return None if gates is None or state is None else (gates, state)
 
 
 def gru_backward_cell() -> Callable | None:
