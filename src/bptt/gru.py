@@ -84,7 +84,6 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
         # b_hr and b_hz only ever add to the input projection; b_hn must stay inside r * (W_hn h + b_hn)
         input_bias = weights["bias_ih"].copy()
         input_bias[:2 * H] += weights["bias_hh"][:2 * H]
-        hidden_n_bias = weights["bias_hh"][2 * H:, None]
     # (G1) X^x = W_ih x_t + b for all steps before the loop, (T, 3H, N); it becomes the gate buffer
     gates = GateProduct(weights["weight_ih"], None, 2 * H, T * N).project(x, input_bias)
     h = np.empty((T + 1, H, N), dtype=dtype)
@@ -92,17 +91,16 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     h[0] = states[0].T
     recurrent = np.empty((3 * H, N), dtype=dtype)
     scratch = np.empty((H, N), dtype=dtype)
-    fused = gru_forward_cells()                                             # bptt.kernels where numba is installed
+    gates_kernel, state_kernel = gru_forward_cells() or (None, None)        # bptt.kernels where numba is installed
     half = dtype.type(0.5)
-    n_bias = weights["bias_hh"][2 * H:] if has_bias else np.empty(0, dtype=dtype)  # the kernel's b_hn
+    n_bias = weights["bias_hh"][2 * H:] if has_bias else np.empty(0, dtype=dtype)  # b_hn
     for t in range(T):
         s = gates[t]
         recurrent_product(h[t], out=recurrent)                             # (G2) a = W_hh h_{t-1} + b_hh
         s[:2 * H] += recurrent[:2 * H]
         np.tanh(s[:2 * H], out=s[:2 * H])
         n = s[2 * H:]
-        if fused is not None:
-            gates_kernel, state_kernel = fused
+        if gates_kernel is not None:
             gates_kernel(s, recurrent, n_bias, hidden_n[t], half)          # (G3) r, z; (G4) X_n + r a_n
             np.tanh(n, out=n)                                               # (G4) n = tanh(X_n + r a_n)
             state_kernel(s, h[t], h[t + 1])                                 # (G5) h = n + z (h_prev - n)
@@ -111,7 +109,7 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
             s[:2 * H] += 0.5                                                # (G3) r, z = (1 + tanh(./2)) / 2
             r, z = s[:H], s[H:2 * H]
             if has_bias:
-                np.add(recurrent[2 * H:], hidden_n_bias, out=hidden_n[t])
+                np.add(recurrent[2 * H:], n_bias[:, None], out=hidden_n[t])
             else:
                 hidden_n[t] = recurrent[2 * H:]
             np.multiply(r, hidden_n[t], out=scratch)                        # (G4) n = tanh(X_n + r a_n)

@@ -205,9 +205,9 @@ class Stream:
 
     def step(self, x_t: object) -> NDArray:
         """Advance one time step on ``x_t (N, I)`` (or ``(I,)``) and return the output ``(N, S)`` (or ``(S,)``)."""
-        if not (isinstance(x_t, np.ndarray) and x_t.dtype == self.dtype):  # else: convert, refusing what can't be
-            x_t = as_float_array("Stream.step", "x_t", x_t, self.dtype, copy=False)
         x = x_t
+        if not (isinstance(x, np.ndarray) and x.dtype == self.dtype):  # else: convert, refusing what can't be
+            x = as_float_array("Stream.step", "x_t", x, self.dtype, copy=False)
         unbatched = x.shape == (self.input_size,) and self.batch_size == 1
         if x.shape != (self.batch_size, self.input_size) and not unbatched:
             raise ValueError(f"Stream.step: expected x_t of shape ({self.batch_size}, {self.input_size})"
