@@ -140,7 +140,8 @@ def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
     gradients = ChunkedGradients(x, h[:T], weights["weight_ih"], bias="bias_ih" in weights, input_tail=H)
     upstream = FeatureMajorSteps(dout, gradients.chunk)    # dout_t as (H, N), a chunk at a time
     dh = np.empty((H, N), dtype=dtype)
-    dh_recurrent = np.array(dstates[0].T, dtype=dtype)  # W_hh^T da_{t+1} + z_{t+1} dh_{t+1}; starts as dL/dh_T
+    # W_hh^T da_{t+1} + z_{t+1} dh_{t+1}; starts as dL/dh_T (C order, as the kernels and the GEMM want)
+    dh_recurrent = np.array(dstates[0].T, dtype=dtype, order="C")
     scratch = np.empty((H, N), dtype=dtype)
     sigmoid_slope = np.empty((2 * H, N), dtype=dtype)
     # The compiled kernel of bptt.kernels where numba is installed: the same operations, fused; it covers

@@ -177,8 +177,8 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
     dh = np.empty((S, N), dtype=dtype)
     dh_all = np.empty((T, S, N), dtype=dtype) if weight_hr is not None else None
     dm = np.empty((H, N), dtype=dtype) if weight_hr is not None else dh
-    dh_recurrent = np.array(dstates[0].T, dtype=dtype)  # W_hh^T dz_{t+1}; starts as dL/dh_T
-    dc = np.array(dstates[1].T, dtype=dtype)            # carries dL/dc_t backwards
+    dh_recurrent = np.array(dstates[0].T, dtype=dtype, order="C")  # W_hh^T dz_{t+1}; starts as dL/dh_T; C order
+    dc = np.array(dstates[1].T, dtype=dtype, order="C")            # carries dL/dc_t backwards
     scratch = np.empty((H, N), dtype=dtype)
     sigmoid_slope = np.empty((3 * H, N), dtype=dtype)
     # The compiled kernel of bptt.kernels where numba is installed: the same operations, fused; it covers

@@ -484,6 +484,6 @@ class GateProduct:
             return project_inputs(self.weight, x, halved_bias)
         projection = project_inputs(self.weight, x, bias)
         if self.rows is not None:
-            projection = projection[:, self.rows]
+            projection = np.ascontiguousarray(projection[:, self.rows])   # fancy indexing may not give C order
         projection[:, :self.halved] *= 0.5
         return projection

@@ -110,7 +110,7 @@ def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, ds
     gradients = ChunkedGradients(x, h[:T], weights["weight_ih"], bias="bias_ih" in weights)
     upstream = FeatureMajorSteps(dout, gradients.chunk)    # dout_t as (H, N), a chunk at a time
     dh = np.empty((H, N), dtype=x.dtype)
-    dh_recurrent = np.array(dstates[0].T, dtype=x.dtype)      # W_hh^T dz_{t+1}; starts as dL/dh_T
+    dh_recurrent = np.array(dstates[0].T, dtype=x.dtype, order="C")  # W_hh^T dz_{t+1}; starts as dL/dh_T; C order
     for t in range(T - 1, -1, -1):
         # (R4) dh_t = dL/dout_t + W_hh^T dz_{t+1};  dz_t = dh_t phi'(z_t)
         np.add(upstream[t], dh_recurrent, out=dh)
