@@ -337,15 +337,49 @@ def combined_bias(weights: dict[str, NDArray]) -> NDArray | None:
 
 
 def project_inputs(weight: NDArray, x: NDArray, bias: NDArray | None) -> NDArray:
-    """``W x_t + b`` for all steps in one matmul call over the stack of steps, as ``(T, R, N)``: each step's
-    block is contiguous, so the loop adds it to the recurrent term without a strided read (a ``(R, T*N)``
-    matrix, one plain GEMM, made that add 10x slower than the GEMM saved, its column blocks being spread
-    over the whole matrix). The result is the step's gate buffer. With one input feature a GEMM of inner
-    size 1 is slow; an outer product by broadcasting computes the same numbers."""
+    """``W x_t + b`` for all steps, as ``(T, R, N)``: each step's block is contiguous, so the loop adds it to
+    the recurrent term without a strided read (a ``(R, T*N)`` matrix, one plain GEMM, made that add 10x
+    slower than the GEMM saved, its column blocks being spread over the whole matrix). The result is the
+    step's gate buffer.
+
+    How the product is taken depends on the batch (measured on OpenBLAS, docs/performance.md):
+
+    - one input feature: an outer product by broadcasting (a GEMM of inner size 1 is slow);
+    - ``N >= 32``: one matmul call over the stack of steps, a ``(R, I)(I, N)`` GEMM per step;
+    - fewer sequences: such per-step GEMMs are skinny and run far below the GEMM peak (2x slower than the
+      alternative at (T, N, I, H) = (50, 16, 512, 1024)), so chunks of steps are projected as one row-major
+      ``(k N, I)(I, R)`` GEMM each and transposed into place (:func:`_project_in_chunks`).
+    """
+    T, N, I = x.shape
+    if I > 1 and N < WIDE_BATCH:
+        return _project_in_chunks(weight, x, bias)
     x_steps = x.transpose(0, 2, 1)                          # (T, I, N), a view
-    projection = np.multiply(weight, x_steps) if x.shape[2] == 1 else np.matmul(weight, x_steps)
+    projection = np.multiply(weight, x_steps) if I == 1 else np.matmul(weight, x_steps)
     if bias is not None:
         projection += bias[:, None]
+    return projection
+
+
+WIDE_BATCH = 32    # sequences from which a per-step projection GEMM runs near the GEMM peak
+
+
+def _project_in_chunks(weight: NDArray, x: NDArray, bias: NDArray | None, rows: int = 1024) -> NDArray:
+    """:func:`project_inputs` for a narrow batch: ``X W^T`` over about ``rows`` rows (steps times sequences) at
+    a time, into one reused row-major buffer, then transposed into the ``(T, R, N)`` result with the bias."""
+    T, N, I = x.shape
+    R = weight.shape[0]
+    projection = np.empty((T, R, N), dtype=x.dtype)
+    k = chunk_steps(N, T, rows)
+    row_major = np.empty((k * N, R), dtype=x.dtype)
+    for start in range(0, T, k):
+        stop = min(T, start + k)
+        m = (stop - start) * N
+        np.matmul(x[start:stop].reshape(m, I), weight.T, out=row_major[:m])
+        steps = row_major[:m].reshape(stop - start, N, R).transpose(0, 2, 1)
+        if bias is None:
+            projection[start:stop] = steps
+        else:
+            np.add(steps, bias[:, None], out=projection[start:stop])
     return projection
 
 
