@@ -6,7 +6,8 @@ numbers (numba does not contract or reorder floating-point operations unless ask
 dozen NumPy calls, each with its own pass over memory, that the reference spends on one step. The arrays
 are C-contiguous and every gate is one run of ``H N`` numbers, so a kernel reads them flat, in one loop that
 LLVM vectorises behind a single aliasing check (a loop over rows and one over columns checked again for every
-row, and ran 2x slower at (H, N) = (128, 32)). numba is
+row, and ran 2x slower at (H, N) = (128, 32)); only the GRU's gate kernel, which adds a bias per row, keeps
+the two loops. numba is
 imported, and a kernel compiled, at the first backward pass that uses it; ``BPTT_KERNELS=numpy`` in the
 environment keeps the NumPy path even where numba is installed.
 """
