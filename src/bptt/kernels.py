@@ -15,8 +15,11 @@ environment keeps the NumPy path even where numba is installed.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable
+
+import numpy as np
 
 
 def _lstm_forward_cell(z, c_prev, c, half):
@@ -59,6 +62,70 @@ def _lstm_backward_cell(up, dh_recurrent, s, tanh_c, c_prev, dc, d, one):
         d[M + k] = df * ((one - f) * f)
         d[2 * M + k] = do * ((one - o) * o)
         d[3 * M + k] = dg * (one - g * g)                  # (L3) tanh' = 1 - g^2
+
+
+def _lstm_sequence_forward(gates, weight_hh_t, h, c, tanh_c, half):
+    """(L2) to (L5) for every step in one compiled loop, for the small layers of :func:`bptt.lstm.lstm_forward`
+    whose per-step NumPy calls would cost more than their arithmetic. ``gates`` ``(T, 4H, N)`` holds the input
+    projection in the internal order i, f, o, g with the sigmoid rows halved and receives the activated
+    gates; ``weight_hh_t`` ``(H, 4H)`` is W_hh transposed, ordered and halved likewise (a row of it meets
+    one state value, so the product runs along contiguous rows and vectorises); ``h``, ``c`` ``(T+1, H, N)``
+    hold the initial states in step 0 and receive every step, ``tanh_c`` ``(T, H, N)`` too. ``tanh`` is the
+    C library's, so the numbers match the NumPy path's to rounding, not bitwise."""
+    T, G, N = gates.shape
+    H = G // 4
+    recurrent = np.empty(G, dtype=gates.dtype)
+    for t in range(T):
+        z, h_prev = gates[t], h[t]
+        for n in range(N):
+            recurrent[:] = 0
+            for k in range(H):                             # (L2) W_hh h_{t-1}, a sum over k for every row
+                state = h_prev[k, n]
+                for r in range(G):
+                    recurrent[r] += weight_hh_t[k, r] * state
+            for r in range(G):
+                z[r, n] = math.tanh(z[r, n] + recurrent[r])  # (L3) tanh(z/2) for i, f, o; g = tanh(z)
+        for j in range(H):
+            for n in range(N):
+                i = z[j, n] * half + half                  # (L3) i, f, o = (1 + tanh(z/2)) / 2
+                f = z[H + j, n] * half + half
+                o = z[2 * H + j, n] * half + half
+                z[j, n], z[H + j, n], z[2 * H + j, n] = i, f, o
+                cell = f * c[t, j, n] + i * z[3 * H + j, n]  # (L4) c = f c_prev + i g
+                c[t + 1, j, n] = cell
+                tc = math.tanh(cell)
+                tanh_c[t, j, n] = tc
+                h[t + 1, j, n] = o * tc                    # (L5) h = o tanh(c)
+
+
+def _lstm_sequence_backward(dout, dh, dc, gates, tanh_c, c, weight_hh, d_all, one):
+    """(L6) to (L3), and the product W_hh^T dz of (L2), for every step from the last to the first in one
+    compiled loop: the backward twin of :func:`_lstm_sequence_forward`. ``dout`` ``(T, N, H)`` is
+    dL/dout as given; ``dh``, ``dc`` ``(H, N)`` hold dL/dh_T, dL/dc_T and receive dL/dh_0, dL/dc_0;
+    ``gates``, ``tanh_c``, ``c`` are the forward's; ``weight_hh`` ``(4H, H)`` is PyTorch's, rows i, f, g, o,
+    unscaled; ``d_all`` ``(T, 4H, N)`` receives every dL/dz_t in that order, for the weight gradients."""
+    T, G, N = gates.shape
+    H = G // 4
+    for t in range(T - 1, -1, -1):
+        s, d = gates[t], d_all[t]
+        for j in range(H):
+            for n in range(N):
+                dh_t = dout[t, n, j] + dh[j, n]            # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
+                tc = tanh_c[t, j, n]
+                i, f, o, g = s[j, n], s[H + j, n], s[2 * H + j, n], s[3 * H + j, n]
+                do = dh_t * tc                             # (L5) h = o tanh(c)
+                carried = dc[j, n] + dh_t * o * (one - tc * tc)
+                dc[j, n] = carried * f                     # (L4) c = f c_prev + i g: dL/dc_{t-1}
+                d[j, n] = carried * g * ((one - i) * i)    # (L3) sigmoid' = s (1 - s); rows i, f, g, o
+                d[H + j, n] = carried * c[t, j, n] * ((one - f) * f)
+                d[2 * H + j, n] = carried * i * (one - g * g)  # (L3) tanh' = 1 - g^2
+                d[3 * H + j, n] = do * ((one - o) * o)
+        for n in range(N):                                 # (L2) dL/dh_{t-1} gets W_hh^T dz_t
+            dh[:, n] = 0
+            for r in range(G):
+                gradient = d[r, n]
+                for k in range(H):
+                    dh[k, n] += weight_hh[r, k] * gradient
 
 
 def _gru_forward_gates(s, recurrent, hidden_n_bias, hidden_n, half):
@@ -109,10 +176,12 @@ def _gru_backward_cell(up, dh_recurrent, s, h_prev, hidden_n, d, dn, direct, one
 
 @functools.cache
 def _compiled(kernel: Callable) -> Callable:
-    """``kernel`` compiled by numba (at its first call for each dtype); ImportError without numba."""
+    """``kernel`` compiled by numba at its first call for each dtype, and kept in numba's on-disk cache (next to
+    this module, or in the user's cache folder where that is read-only), so that later processes load it in
+    milliseconds instead of compiling it again for about a second; ImportError without numba."""
     import numba
 
-    return numba.njit(kernel)
+    return numba.njit(kernel, cache=True)
 
 
 def _available(kernel: Callable) -> Callable | None:
@@ -133,6 +202,13 @@ def lstm_forward_cell() -> Callable | None:
 def lstm_backward_cell() -> Callable | None:
     """The compiled :func:`_lstm_backward_cell`, or None (see :func:`_available`)."""
     return _available(_lstm_backward_cell)
+
+
+def lstm_sequence_kernels() -> tuple[Callable, Callable] | None:
+    """The compiled :func:`_lstm_sequence_forward` and :func:`_lstm_sequence_backward`, or None (see
+    :func:`_available`)."""
+    forward, backward = _available(_lstm_sequence_forward), _available(_lstm_sequence_backward)
+    return None if forward is None or backward is None else (forward, backward)
 
 
 def gru_forward_cells() -> tuple[Callable, Callable] | None:

@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.kernels import lstm_backward_cell, lstm_forward_cell
+from bptt.kernels import lstm_backward_cell, lstm_forward_cell, lstm_sequence_kernels
 from bptt.recurrent import (
     ChunkedGradients,
     Family,
@@ -67,6 +67,22 @@ class LSTMCache(NamedTuple):
     gates: NDArray            # (T, 4H, N)  activated gates in the internal order i, f, o, g
     tanh_c: NDArray           # (T, H, N)   tanh(c[t+1])
     inactive: NDArray | None  # (T, N)      True at padded steps
+
+
+WHOLE_SEQUENCE_UNITS = 64
+"""Largest H N for which, with numba installed, a pass runs all its steps in one compiled call
+(:func:`bptt.kernels.lstm_sequence_kernels`) instead of a NumPy loop over steps. There a step's dozen NumPy
+calls cost about 1 µs each whatever they compute, while the compiled loop evaluates its 5 H N ``tanh`` one
+value at a time (about 22 ns each). Measured (training step, whole sequence over step loop): 0.1-0.2 at
+H N = 5, 0.4-0.5 at 32, 0.6-0.9 at 64, 0.6-2.0 at 128 (docs/performance.md)."""
+
+
+def whole_sequence_kernels(hidden_units: int, inactive: NDArray | None, projected: bool):
+    """The compiled whole-sequence forward and backward for a layer with ``hidden_units`` = H N, or None:
+    without numba, for larger layers, with padding or with a projection (those keep the step loop)."""
+    if hidden_units > WHOLE_SEQUENCE_UNITS or inactive is not None or projected:
+        return None
+    return lstm_sequence_kernels()
 
 
 def internal_gate_rows(hidden_size: int) -> NDArray:
@@ -105,20 +121,27 @@ def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray,
     rows = internal_gate_rows(H)
     dtype = x.dtype
     bias = combined_bias(weights)
-    # Internal row order i, f, o, g with the sigmoid rows halved, on the weights or on the products
-    recurrent_product = GateProduct(weight_hh, rows, 3 * H, T * N)
-    # (L1) Z^x = W_ih x_t + b for all steps before the loop, (T, 4H, N); it becomes the gate buffer
+    # (L1) Z^x = W_ih x_t + b for all steps before the loop, (T, 4H, N), internal row order i, f, o, g with
+    # the sigmoid rows halved; it becomes the gate buffer
     gates = GateProduct(weights["weight_ih"], rows, 3 * H, T * N).project(x, bias)
     h = np.empty((T + 1, S, N), dtype=dtype)
     c = np.empty((T + 1, H, N), dtype=dtype)
     tanh_c = np.empty((T, H, N), dtype=dtype)
     h[0] = states[0].T
     c[0] = states[1].T
+    half = dtype.type(0.5)
+    whole = whole_sequence_kernels(H * N, inactive, weight_hr is not None)
+    if whole is not None:                                   # a small layer: (L2)-(L5), all steps, one call
+        halved = weight_hh[rows]
+        halved[:3 * H] *= 0.5
+        whole[0](gates, np.ascontiguousarray(halved.T), h, c, tanh_c, half)
+        return _results(x, h, c, gates, tanh_c, None)
+    # Internal row order and halved sigmoid rows on the weights or on the products, as for (L1)
+    recurrent_product = GateProduct(weight_hh, rows, 3 * H, T * N)
     recurrent = np.empty((4 * H, N), dtype=dtype)
     input_times_candidate = np.empty((H, N), dtype=dtype)
     output = np.empty((H, N), dtype=dtype) if weight_hr is not None else None
     fused = lstm_forward_cell()                             # bptt.kernels where numba is installed
-    half = dtype.type(0.5)
     for t in range(T):
         z = gates[t]
         recurrent_product(h[t], out=recurrent)              # (L2) z_t = Z^x_t + W_hh h_{t-1}
@@ -144,8 +167,15 @@ def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray,
         frozen = inactive_at(inactive, t)
         freeze_inactive(c[t + 1], c[t], frozen)
         freeze_inactive(h[t + 1], h[t], frozen)
-    out = h[1:].transpose(0, 2, 1).copy()                   # always a copy: the caller may write to it
-    return out, (h[T].T.copy(), c[T].T.copy()), LSTMCache(x, h, c, gates, tanh_c, inactive)
+    return _results(x, h, c, gates, tanh_c, inactive)
+
+
+def _results(x: NDArray, h: NDArray, c: NDArray, gates: NDArray, tanh_c: NDArray,
+             inactive: NDArray | None) -> tuple[NDArray, tuple[NDArray, NDArray], LSTMCache]:
+    """What :func:`lstm_forward` returns, from its filled arrays: ``out`` (always a copy: the caller may write
+    to it), the final states and the cache."""
+    T = len(tanh_c)
+    return h[1:].transpose(0, 2, 1).copy(), (h[T].T.copy(), c[T].T.copy()), LSTMCache(x, h, c, gates, tanh_c, inactive)
 
 
 def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
@@ -167,6 +197,9 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
     T, N, I = x.shape
     weight_ih, weight_hh, weight_hr = weights["weight_ih"], weights["weight_hh"], weights.get("weight_hr")
     H, S = weight_hh.shape[0] // 4, weight_hh.shape[1]
+    whole = whole_sequence_kernels(H * N, inactive, weight_hr is not None)
+    if whole is not None:
+        return _backward_in_one_call(whole[1], weights, cache, dout, dstates)
     rows = internal_gate_rows(H)
     dtype = x.dtype
     w_hh_t = np.ascontiguousarray(weight_hh[rows].T)    # (S, 4H) contiguous; unscaled: gradients are w.r.t. z
@@ -234,6 +267,27 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
         m_columns = step_columns(gates[:, 2 * H:3 * H] * tanh_c)
         grads["weight_hr"] = step_columns(dh_all) @ m_columns.T
     return gradients.dx, (dh_recurrent.T.copy(), dc.T.copy()), grads
+
+
+def _backward_in_one_call(kernel, weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
+                          dstates: tuple[NDArray, NDArray]) -> tuple[NDArray, tuple[NDArray, NDArray], dict]:
+    """:func:`lstm_backward` for a small layer: (L6)-(L3) and the recurrent product of every step in one
+    compiled call (``kernel``, :func:`bptt.kernels.lstm_sequence_kernels`), which keeps every dL/dz_t in
+    PyTorch's gate order; then (L7), (L8) as sums over all steps at once."""
+    x, h, c, gates, tanh_c, _ = cache
+    T = x.shape[0]
+    dtype = x.dtype
+    dh = np.array(dstates[0].T, dtype=dtype, order="C")     # dL/dh_T, then dL/dh_0
+    dc = np.array(dstates[1].T, dtype=dtype, order="C")     # dL/dc_T, then dL/dc_0
+    dz = np.empty_like(gates)                               # (T, 4H, N) rows i, f, g, o
+    kernel(dout, dh, dc, gates, tanh_c, c, weights["weight_hh"], dz, dtype.type(1))
+    # (L7) dW_ih = sum_t dz_t x_t^T, dW_hh = sum_t dz_t h_{t-1}^T, db = sum_t dz_t 1
+    grads = {"weight_ih": np.tensordot(dz, x, axes=([0, 2], [0, 1])),
+             "weight_hh": np.tensordot(dz, h[:T], axes=([0, 2], [0, 2]))}
+    if "bias_ih" in weights:
+        grads["bias_ih"] = grads["bias_hh"] = dz.sum(axis=(0, 2))
+    dx = np.tensordot(dz, weights["weight_ih"], axes=([1], [0]))  # (L8) dx_t = W_ih^T dz_t, as (T, N, I)
+    return dx, (dh.T.copy(), dc.T.copy()), grads
 
 
 LSTM_FAMILY = Family("LSTM", 4, ("h", "c"), lstm_forward, lstm_backward)
