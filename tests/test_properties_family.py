@@ -204,3 +204,24 @@ def test_invalid_backward_input_raises_value_or_type_error(case, kind, data):
         dhx = pack(states, case["family"])
     with pytest.raises((ValueError, TypeError), match=MESSAGE):
         layer.backward(dout, dhx)
+
+
+def test_rnn_out_is_its_cache_read_only_and_a_copy_can_be_changed():
+    rnn = RNN(3, 4, rng=0)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    out, _ = rnn(x)
+    assert np.shares_memory(out, rnn._tape.caches[0].h) and not out.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        out[0] = 1.0
+    dx = rnn.backward(np.ones_like(out))[0]
+    changed = out.copy()
+    changed += 1.0                                  # a copy is the caller's own
+    rnn.zero_grad()
+    assert np.array_equal(rnn(x)[0], out) and np.array_equal(rnn.backward(np.ones_like(out))[0], dx)
+
+
+def test_rnn_out_with_padding_is_a_writable_copy_with_zeros_after_each_length():
+    rnn = RNN(3, 4, rng=0)
+    out, _ = rnn(np.random.default_rng(0).standard_normal((5, 2, 3)), lengths=[5, 2])
+    assert out.flags.writeable and not np.shares_memory(out, rnn._tape.caches[0].h)
+    assert np.all(out[2:, 1] == 0.0) and np.all(out[:2, 1] != 0.0)

@@ -329,7 +329,7 @@ class RecurrentLayer(Module):
         return self._from_time_major(upstream, batched), self._pack(dinitials, batched)
 
 
-# -- whole-sequence pieces every core uses ---------------------------------------------------------------------
+# -- whole-sequence pieces of the cores (the RNN, row-major, takes only combined_bias and chunk_steps) ---------
 
 def combined_bias(weights: dict[str, NDArray]) -> NDArray | None:
     """b_ih + b_hh, for the families where the two biases only ever enter as their sum (LSTM, RNN)."""

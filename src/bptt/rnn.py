@@ -33,25 +33,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.activations import tanh_grad_from_output
-from bptt.recurrent import (
-    ChunkedGradients,
-    Family,
-    FeatureMajorSteps,
-    RecurrentLayer,
-    combined_bias,
-    freeze_inactive,
-    inactive_at,
-    project_inputs,
-)
+from bptt.recurrent import Family, RecurrentLayer, chunk_steps, combined_bias, inactive_at
 
 NONLINEARITIES = ("tanh", "relu")
 
 
 class RNNCache(NamedTuple):
-    """What one layer's forward pass keeps for its backward pass (feature-major, outputs only)."""
+    """What one layer's forward pass keeps for its backward pass: its outputs, row-major."""
 
     x: NDArray                # (T, N, I)   layer input
-    h: NDArray                # (T+1, H, N) h[0] = h0, h[t] = phi(z_t)
+    h: NDArray                # (T+1, N, H) h[0] = h0, h[t] = phi(z_t); h[1:] is the layer's out
     inactive: NDArray | None  # (T, N)      True at padded steps
 
 
@@ -75,58 +66,84 @@ def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
 
     ``weights``: ``weight_ih (H, I)``, ``weight_hh (H, H)``, optionally ``bias_ih, bias_hh (H,)``; ``x (T, N, I)``;
     ``states = (h0 (N, H),)``; ``inactive (T, N)`` True at padded steps, or None.
-    Returns ``out (T, N, H)``, ``(h_n,)`` and the cache for :func:`rnn_backward`.
+    Returns ``out (T, N, H)``, ``(h_n,)`` and the cache for :func:`rnn_backward`. Without padding ``out`` is
+    the cache's ``h[1:]`` itself, made read-only (a caller that wrote to it would change the gradients).
     """
-    T, N, _ = x.shape
+    T, N, I = x.shape
     H = weights["weight_hh"].shape[1]
+    h = np.empty((T + 1, N, H), dtype=x.dtype)
+    h[0] = states[0]
+    # (R1) Z^x = X W_ih^T + b for all steps before the loop, one GEMM straight into h[1:], where (R2) adds
+    # the recurrent term step by step and (R3) activates it in place
+    np.matmul(x.reshape(T * N, I), weights["weight_ih"].T, out=h[1:].reshape(T * N, H))
     bias = combined_bias(weights)
-    # (R1) Z^x = W_ih x_t + b for all steps before the loop, (T, H, N), block t = step t
-    projection = project_inputs(weights["weight_ih"], x, bias)
-    weight_hh = weights["weight_hh"]
-    h = np.empty((T + 1, H, N), dtype=x.dtype)
-    h[0] = states[0].T
+    if bias is not None:
+        h[1:] += bias
+    weight_hh_t = weights["weight_hh"].T
+    recurrent = np.empty((N, H), dtype=x.dtype)
     for t in range(T):
         z = h[t + 1]
-        np.matmul(weight_hh, h[t], out=z)                    # (R2) z = Z^x_t + W_hh h_{t-1}
-        z += projection[t]
+        np.matmul(h[t], weight_hh_t, out=recurrent)          # (R2) z = Z^x_t + W_hh h_{t-1}, as h_{t-1} W_hh^T
+        z += recurrent
         _activate(z, nonlinearity)                          # (R3) h = phi(z)
-        freeze_inactive(z, h[t], inactive_at(inactive, t))
-    out = h[1:].transpose(0, 2, 1).copy()
-    return out, (h[T].T.copy(),), RNNCache(x, h, inactive)
+        frozen = inactive_at(inactive, t)
+        if frozen is not None:                              # padded step: the state is kept
+            np.copyto(z, h[t], where=frozen[:, None])
+    if inactive is not None:
+        out = h[1:].copy()                                  # the stack writes zeros at the padded steps
+    else:
+        out = h[1:]
+        out.flags.writeable = False
+    return out, (h[T].copy(),), RNNCache(x, h, inactive)
 
 
 def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, dstates: tuple[NDArray], *,
                  nonlinearity: str = "tanh") -> tuple[NDArray, tuple[NDArray], dict[str, NDArray]]:
     r"""Backpropagation through time for one RNN layer, one direction; the cache is only read.
 
-    Returns ``dx (T, N, I)``, ``(dh0,)`` and the gradients of ``weights`` in PyTorch's layout.
+    Returns ``dx (T, N, I)``, ``(dh0,)`` and the gradients of ``weights`` in PyTorch's layout. Each step
+    writes its :math:`\delta z_t` into the rows of a buffer that holds a chunk of steps (about 512 rows);
+    when a chunk is complete, (R5) and (R6) take it in whole-chunk GEMMs.
     """
     x, h, inactive = cache
     T, N, I = x.shape
-    H = weights["weight_hh"].shape[1]
-    w_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # a contiguous copy makes the per-step GEMM faster
-    d = np.empty((H, N), dtype=x.dtype)                       # dL/dz_t of the current step
-    # (R5), (R6) weight and input gradients, GEMMs over chunks of steps as the loop hands them over
-    gradients = ChunkedGradients(x, h[:T], weights["weight_ih"], bias="bias_ih" in weights)
-    upstream = FeatureMajorSteps(dout, gradients.chunk)    # dout_t as (H, N), a chunk at a time
-    dh = np.empty((H, N), dtype=x.dtype)
-    dh_recurrent = np.array(dstates[0].T, dtype=x.dtype, order="C")  # W_hh^T dz_{t+1}; starts as dL/dh_T; C order
+    weight_ih, weight_hh = weights["weight_ih"], weights["weight_hh"]
+    H = weight_hh.shape[1]
+    chunk = chunk_steps(N, T)
+    rows = np.empty((chunk * N, H), dtype=x.dtype)            # dL/dz of a chunk's steps, one row a sequence
+    grads = {"weight_ih": np.zeros_like(weight_ih), "weight_hh": np.zeros_like(weight_hh)}
+    bias = np.zeros(H, dtype=x.dtype) if "bias_ih" in weights else None
+    dx = np.empty_like(x)
+    dh = np.empty((N, H), dtype=x.dtype)
+    slope = np.empty((N, H), dtype=x.dtype)
+    dh_recurrent = np.array(dstates[0], dtype=x.dtype, order="C")  # W_hh^T dz_{t+1}; starts as dL/dh_T
     for t in range(T - 1, -1, -1):
+        start = t - t % chunk
+        d = rows[(t - start) * N:(t - start + 1) * N]
         # (R4) dh_t = dL/dout_t + W_hh^T dz_{t+1};  dz_t = dh_t phi'(z_t)
-        np.add(upstream[t], dh_recurrent, out=dh)
-        np.multiply(dh, _slope_from_output(h[t + 1], nonlinearity, out=d), out=d)
+        np.add(dout[t], dh_recurrent, out=dh)
+        np.multiply(dh, _slope_from_output(h[t + 1], nonlinearity, out=slope), out=d)
         frozen = inactive_at(inactive, t)
         if frozen is not None:                                # padded step: h passes through unchanged
-            np.copyto(d, 0.0, where=frozen)
-        # (R2) z = Z^x + W_hh h_{t-1}  =>  dL/dh_{t-1} gets W_hh^T dz_t (used by R4 at t-1)
-        np.matmul(w_hh_t, d, out=dh_recurrent)
+            d[frozen] = 0.0
+        # (R2) z = Z^x + W_hh h_{t-1}  =>  dL/dh_{t-1} gets W_hh^T dz_t, as dz_t W_hh (used by R4 at t-1)
+        np.matmul(d, weight_hh, out=dh_recurrent)
         if frozen is not None:
-            np.copyto(dh_recurrent, dh, where=frozen)
-        gradients.add(t, d)
-    grads = {"weight_ih": gradients.weight_ih_grad, "weight_hh": gradients.weight_hh_grad}
-    if "bias_ih" in weights:
-        grads["bias_ih"] = grads["bias_hh"] = gradients.bias_ih_grad
-    return gradients.dx, (dh_recurrent.T.copy(),), grads
+            dh_recurrent[frozen] = dh[frozen]
+        if t == start:
+            stop = min(start + chunk, T)
+            m = (stop - start) * N
+            chunk_dz = rows[:m]                               # row (j, n): dz of step start + j, sequence n
+            # (R5) dW_ih += sum_t dz_t x_t^T,  dW_hh += sum_t dz_t h_{t-1}^T,  db += sum_t dz_t
+            grads["weight_ih"] += chunk_dz.T @ x[start:stop].reshape(m, I)
+            grads["weight_hh"] += chunk_dz.T @ h[start:stop].reshape(m, H)
+            if bias is not None:
+                bias += chunk_dz.sum(axis=0)
+            # (R6) dx_t = W_ih^T dz_t, as dz_t W_ih
+            np.matmul(chunk_dz, weight_ih, out=dx[start:stop].reshape(m, I))
+    if bias is not None:
+        grads["bias_ih"] = grads["bias_hh"] = bias
+    return dx, (dh_recurrent,), grads
 
 
 RNN_FAMILIES = {name: Family("RNN", 1, ("h",), partial(rnn_forward, nonlinearity=name),
@@ -142,6 +159,10 @@ class RNN(RecurrentLayer):
     ``rng``. Shapes as :class:`bptt.GRU`; parameters ``weight_ih_l{k} (H, I or D*H)``, ``weight_hh_l{k}
     (H, H)``, ``bias_ih_l{k}, bias_hh_l{k} (H,)``; init :math:`U(-1/\sqrt{H}, 1/\sqrt{H})`. Equations (R1)-(R6)
     are in :mod:`bptt.rnn` and derived in ``docs/rnn.md``.
+
+    ``out`` may be read-only: where the last layer's output needs no reshaping (one direction, no
+    ``lengths``, time-major input) it is that layer's cache itself, which the backward pass reads, as PyTorch
+    keeps an RNN's output for its backward pass. Copy it to change it.
 
     Examples
     --------
