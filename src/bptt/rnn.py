@@ -79,7 +79,7 @@ def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     bias = combined_bias(weights)
     if bias is not None:
         h[1:] += bias
-    weight_hh_t = weights["weight_hh"].T
+    weight_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # a contiguous copy: 1.1-2x faster GEMMs than the view
     recurrent = np.empty((N, H), dtype=x.dtype)
     for t in range(T):
         z = h[t + 1]
