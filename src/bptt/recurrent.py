@@ -431,7 +431,9 @@ class ChunkedGradients:
 
     With ``input_tail = m > 0`` the input side differs from the hidden side in its last ``m`` rows (the GRU's
     candidate, whose recurrent term is scaled by the reset gate): :meth:`add` then takes those rows of the
-    input side separately, and the two biases get their own gradients.
+    input side separately into an ``(m, k N)`` buffer of their own, the input side's GEMMs take its first
+    rows from the hidden side's buffer and its last rows from that one, and the two biases get their own
+    gradients.
     """
 
     def __init__(self, x: NDArray, h_prev: NDArray, weight_ih: NDArray, *, bias: bool, input_tail: int = 0,
@@ -443,7 +445,7 @@ class ChunkedGradients:
         self.row_blocks = row_blocks or ((slice(None), slice(None)),)
         self.chunk = chunk_steps(N, T, columns)
         self.hidden_columns = np.empty((R, self.chunk * N), dtype=x.dtype)
-        self.input_columns = np.empty_like(self.hidden_columns) if input_tail else self.hidden_columns
+        self.tail_columns = np.empty((input_tail, self.chunk * N), dtype=x.dtype) if input_tail else None
         self.weight_ih_grad = np.zeros((R, I), dtype=x.dtype)
         self.weight_hh_grad = np.zeros((R, S), dtype=x.dtype)
         self.bias_ih_grad = np.zeros(R, dtype=x.dtype) if bias else None
@@ -459,8 +461,7 @@ class ChunkedGradients:
         for block_rows, weight_rows in self.row_blocks:
             self.hidden_columns[weight_rows, where] = block[block_rows]
         if self.input_tail:
-            self.input_columns[:-self.input_tail, where] = block[:-self.input_tail]
-            self.input_columns[-self.input_tail:, where] = input_tail_block
+            self.tail_columns[:, where] = input_tail_block
         if t == start:
             self._flush(start, min(start + self.chunk, len(self.x)))
 
@@ -468,14 +469,24 @@ class ChunkedGradients:
         T, N, I = self.x.shape
         k = stop - start
         hidden = self.hidden_columns[:, :k * N]                        # column block j = step start + j
-        inputs = self.input_columns[:, :k * N]
-        self.weight_ih_grad += inputs @ self.x[start:stop].reshape(k * N, I)
+        x_rows = self.x[start:stop].reshape(k * N, I)
         self.weight_hh_grad += hidden @ step_columns(self.h_prev[start:stop]).T
+        if self.bias_ih_grad is not None and self.input_tail:
+            self.bias_hh_grad += hidden.sum(axis=1)
+        m = self.input_tail
+        shared = slice(0, len(hidden) - m)                             # rows where input and hidden sides agree
+        dx = self._input_side(shared, hidden[shared], x_rows)
+        if m:
+            dx += self._input_side(slice(len(hidden) - m, None), self.tail_columns[:, :k * N], x_rows)
+        self.dx[start:stop] = dx.reshape(k, N, I)
+
+    def _input_side(self, rows: slice, columns: NDArray, x_rows: NDArray) -> NDArray:
+        """The input side's share of a chunk for the weight rows ``rows``: dW_ih and db_ih there, and its part of
+        dx, returned as ``(k N, I)``."""
+        self.weight_ih_grad[rows] += columns @ x_rows
         if self.bias_ih_grad is not None:
-            self.bias_ih_grad += inputs.sum(axis=1)
-            if self.input_tail:
-                self.bias_hh_grad += hidden.sum(axis=1)
-        self.dx[start:stop] = (inputs.T @ self.weight_ih).reshape(k, N, I)
+            self.bias_ih_grad[rows] += columns.sum(axis=1)
+        return columns.T @ self.weight_ih[rows]
 
 
 class GateProduct:
