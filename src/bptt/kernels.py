@@ -40,7 +40,7 @@ def _lstm_backward_cell(up, dh_recurrent, s, tanh_c, c_prev, dc, d, one):
     """One LSTM backward step, (L6) to (L3), for every hidden unit and sequence; the arrays are those of
     :func:`bptt.lstm.lstm_backward` at step t: ``up`` dL/dout_t ``(H, N)``, ``s`` the activated gates
     ``(4H, N)`` in the internal order i, f, o, g, ``c_prev`` c_{t-1}; ``dc`` carries dL/dc backwards and ``d``
-    receives dL/dz_t. ``one`` is 1 in the working dtype."""
+    receives dL/dz_t in PyTorch's order i, f, g, o, that of the weights. ``one`` is 1 in the working dtype."""
     M = dc.size                                            # H N: each gate is M consecutive numbers of s, d
     up, dh_recurrent, tanh_c, c_prev = up.reshape(M), dh_recurrent.reshape(M), tanh_c.reshape(M), c_prev.reshape(M)
     dc, s, d = dc.reshape(M), s.reshape(4 * M), d.reshape(4 * M)
@@ -60,8 +60,8 @@ def _lstm_backward_cell(up, dh_recurrent, s, tanh_c, c_prev, dc, d, one):
         dc[k] = carried * f                                # (L4) dL/dc_{t-1} through c
         d[k] = di * ((one - i) * i)                        # (L3) sigmoid' = s (1 - s)
         d[M + k] = df * ((one - f) * f)
-        d[2 * M + k] = do * ((one - o) * o)
-        d[3 * M + k] = dg * (one - g * g)                  # (L3) tanh' = 1 - g^2
+        d[2 * M + k] = dg * (one - g * g)                  # (L3) tanh' = 1 - g^2
+        d[3 * M + k] = do * ((one - o) * o)
 
 
 def _lstm_sequence_forward(gates, weight_hh_t, h, c, tanh_c, half):

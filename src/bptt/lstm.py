@@ -91,14 +91,6 @@ def internal_gate_rows(hidden_size: int) -> NDArray:
     return np.concatenate([np.arange(0, 2 * H), np.arange(3 * H, 4 * H), np.arange(2 * H, 3 * H)])
 
 
-def pytorch_row_blocks(hidden_size: int) -> tuple[tuple[slice, slice], ...]:
-    """Pairs (internal rows, PyTorch rows) that take a block in the internal order i, f, o, g back to
-    PyTorch's i, f, g, o."""
-    H = hidden_size
-    return ((slice(0, 2 * H), slice(0, 2 * H)), (slice(2 * H, 3 * H), slice(3 * H, 4 * H)),
-            (slice(3 * H, 4 * H), slice(2 * H, 3 * H)))
-
-
 def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray, NDArray],
                  inactive: NDArray | None = None) -> tuple[NDArray, tuple[NDArray, NDArray], LSTMCache]:
     r"""Run one LSTM layer, one direction, over a whole sequence.
@@ -200,12 +192,11 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
     whole = whole_sequence_kernels(H * N, inactive, weight_hr is not None)
     if whole is not None:
         return _backward_in_one_call(whole[1], weights, cache, dout, dstates)
-    rows = internal_gate_rows(H)
     dtype = x.dtype
-    w_hh_t = np.ascontiguousarray(weight_hh[rows].T)    # (S, 4H) contiguous; unscaled: gradients are w.r.t. z
-    d = np.empty((4 * H, N), dtype=dtype)               # dL/dz_t of the current step, internal order
+    w_hh_t = np.ascontiguousarray(weight_hh.T)          # (S, 4H) contiguous; unscaled: gradients are w.r.t. z
+    d = np.empty((4 * H, N), dtype=dtype)               # dL/dz_t of the current step, PyTorch's order i, f, g, o
     # (L7), (L8) weight and input gradients, GEMMs over chunks of steps as the loop hands them over
-    gradients = ChunkedGradients(x, h[:T], weight_ih, bias="bias_ih" in weights, row_blocks=pytorch_row_blocks(H))
+    gradients = ChunkedGradients(x, h[:T], weight_ih, bias="bias_ih" in weights)
     upstream = FeatureMajorSteps(dout, gradients.chunk)    # dout_t as (S, N), a chunk at a time
     dh = np.empty((S, N), dtype=dtype)
     dh_all = np.empty((T, S, N), dtype=dtype) if weight_hr is not None else None
@@ -226,7 +217,7 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
             fused(upstream[t], dh_recurrent, s, tanh_c[t], c[t], dc, d, one)  # (L6) to (L3), one loop
         else:
             i, f, o, g = s[:H], s[H:2 * H], s[2 * H:3 * H], s[3 * H:]
-            di, df, do, dg = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
+            di, df, dg, do = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]   # PyTorch's order, as the weights
             # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
             np.add(upstream[t], dh_recurrent, out=dh)
             if dh_all is not None:
@@ -246,7 +237,9 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
             np.multiply(dc, i, out=dg)                      # dc/dg = i
             dc *= f                                         # dc/dc_prev = f: now dL/dc_{t-1} through c
             # (L3) i, f, o = sigmoid(z), g = tanh(z)
-            d[:3 * H] *= sigmoid_grad_from_output(s[:3 * H], out=sigmoid_slope)  # s (1 - s)
+            sigmoid_grad_from_output(s[:3 * H], out=sigmoid_slope)               # s (1 - s), rows i, f, o
+            d[:2 * H] *= sigmoid_slope[:2 * H]
+            do *= sigmoid_slope[2 * H:]
             dg *= tanh_grad_from_output(g, out=scratch)                          # 1 - g^2
             if frozen is not None:                          # padded step: h, c pass through unchanged
                 np.copyto(d, 0.0, where=frozen)
@@ -258,7 +251,7 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
             if dh_all is not None:
                 np.copyto(dh_all[t], 0.0, where=frozen)  # W_hr was not used at a padded step
         gradients.add(t, d)
-    # (L7) in PyTorch's gate order: the chunks' columns were stored in it
+    # (L7) in PyTorch's gate order, the order of d
     grads = {"weight_ih": gradients.weight_ih_grad, "weight_hh": gradients.weight_hh_grad}
     if "bias_ih" in weights:
         grads["bias_ih"] = grads["bias_hh"] = gradients.bias_ih_grad

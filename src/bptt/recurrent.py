@@ -424,11 +424,6 @@ class ChunkedGradients:
     about 512 columns keep the GEMMs large, and the loop never holds a ``(T, R, N)`` array of all
     :math:`\delta z_t` nor its transposed copy, so memory stays near the cache's size.
 
-    ``row_blocks``: when the loop's blocks come in another row order than the weights' (the LSTM's internal
-    gate order), pairs ``(block rows, weight rows)`` of slices that place each block's rows in the weights'
-    order as they are copied in, so the gradients come out in the weights' order and :math:`\delta x` uses
-    the weight as it is.
-
     With ``input_tail = m > 0`` the input side differs from the hidden side in its last ``m`` rows (the GRU's
     candidate, whose recurrent term is scaled by the reset gate): :meth:`add` then takes those rows of the
     input side separately into an ``(m, k N)`` buffer of their own, the input side's GEMMs take its first
@@ -437,12 +432,11 @@ class ChunkedGradients:
     """
 
     def __init__(self, x: NDArray, h_prev: NDArray, weight_ih: NDArray, *, bias: bool, input_tail: int = 0,
-                 row_blocks: tuple[tuple[slice, slice], ...] | None = None, columns: int = 512):
+                 columns: int = 512):
         T, N, I = x.shape
         R, S = weight_ih.shape[0], h_prev.shape[1]
         self.x, self.h_prev, self.weight_ih = x, h_prev, weight_ih  # h_prev (T, S, N): h_0 .. h_{T-1}
         self.input_tail = input_tail
-        self.row_blocks = row_blocks or ((slice(None), slice(None)),)
         self.chunk = chunk_steps(N, T, columns)
         self.hidden_columns = np.empty((R, self.chunk * N), dtype=x.dtype)
         self.tail_columns = np.empty((input_tail, self.chunk * N), dtype=x.dtype) if input_tail else None
@@ -458,8 +452,7 @@ class ChunkedGradients:
         N = self.x.shape[1]
         start = t - t % self.chunk
         where = slice((t - start) * N, (t - start + 1) * N)
-        for block_rows, weight_rows in self.row_blocks:
-            self.hidden_columns[weight_rows, where] = block[block_rows]
+        self.hidden_columns[:, where] = block
         if self.input_tail:
             self.tail_columns[:, where] = input_tail_block
         if t == start:
