@@ -85,10 +85,13 @@ def cast_within_range(where: str, name: str, array: NDArray, dtype: np.dtype, *,
     """The finite array ``array`` in ``dtype``, C-contiguous: a fresh copy, or with ``copy=False`` the array
     itself when it already is one; refuse values that overflow ``dtype`` (float64 ``1e300`` would become
     ``inf`` in float32)."""
+    narrowing = array.dtype.kind == "f" and array.dtype.itemsize > np.dtype(dtype).itemsize
+    if not narrowing:                                       # nothing can overflow: no errstate, no check
+        return np.array(array, dtype=dtype, order="C", copy=True) if copy else np.ascontiguousarray(array, dtype=dtype)
     with np.errstate(over="ignore"):
         converted = (np.array(array, dtype=dtype, order="C", copy=True) if copy
                      else np.ascontiguousarray(array, dtype=dtype))
-    if array.dtype.kind == "f" and array.dtype.itemsize > converted.dtype.itemsize and not np.isfinite(converted).all():
+    if not np.isfinite(converted).all():
         beyond = int(converted.size - np.count_nonzero(np.isfinite(converted)))
         raise ValueError(f"{where}: expected {name} within the {converted.dtype} range (|value| <= "
                          f"{np.finfo(converted.dtype).max:.4g}), got {beyond} entries beyond it.")
