@@ -50,6 +50,7 @@ from bptt.recurrent import (
     RecurrentLayer,
     combined_bias,
     freeze_inactive,
+    halved_rows,
     inactive_at,
     step_columns,
 )
@@ -124,9 +125,7 @@ def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray,
     half = dtype.type(0.5)
     whole = whole_sequence_kernels(H * N, inactive, weight_hr is not None)
     if whole is not None:                                   # a small layer: (L2)-(L5), all steps, one call
-        halved = weight_hh[rows]
-        halved[:3 * H] *= 0.5
-        whole[0](gates, np.ascontiguousarray(halved.T), h, c, tanh_c, half)
+        whole[0](gates, np.ascontiguousarray(halved_rows(weight_hh, rows, 3 * H).T), h, c, tanh_c, half)
         return _results(x, h, c, gates, tanh_c, None)
     # Internal row order and halved sigmoid rows on the weights or on the products, as for (L1)
     recurrent_product = GateProduct(weight_hh, rows, 3 * H, T * N)

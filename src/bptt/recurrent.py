@@ -482,6 +482,14 @@ class ChunkedGradients:
         return columns.T @ self.weight_ih[rows]
 
 
+def halved_rows(array: NDArray, rows: NDArray | None, halved: int) -> NDArray:
+    """A copy of ``array`` (weights or a bias) with its rows in the order ``rows`` (None: as they are) and the
+    first ``halved`` of them halved, which is exact: the internal gate order of the passes."""
+    result = array[rows] if rows is not None else array.copy()
+    result[:halved] *= 0.5
+    return result
+
+
 class GateProduct:
     r"""The product ``W v`` with the gate rows in the internal order and the first ``halved`` of them halved,
     for a call whose operands have ``columns`` columns in all.
@@ -496,8 +504,7 @@ class GateProduct:
         self.rows, self.halved = rows, halved
         self.on_weights = columns >= weight.shape[1]
         if self.on_weights:
-            self.weight = weight[rows] if rows is not None else weight.copy()
-            self.weight[:halved] *= 0.5
+            self.weight = halved_rows(weight, rows, halved)
         else:
             self.weight = weight
 
@@ -515,10 +522,7 @@ class GateProduct:
     def project(self, x: NDArray, bias: NDArray | None) -> NDArray:
         """``W x_t + b`` for every step of ``x (T, N, I)`` as ``(T, R, N)``, rows reordered and halved likewise."""
         if self.on_weights:
-            halved_bias = None
-            if bias is not None:
-                halved_bias = bias[self.rows] if self.rows is not None else bias.copy()
-                halved_bias[:self.halved] *= 0.5
+            halved_bias = None if bias is None else halved_rows(bias, self.rows, self.halved)
             return project_inputs(self.weight, x, halved_bias)
         projection = project_inputs(self.weight, x, bias)
         if self.rows is not None:
