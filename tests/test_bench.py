@@ -122,3 +122,19 @@ def test_bad_options_are_usage_errors(argv, capsys):
         main(["bench", *argv])
     assert exit_info.value.code == 2
     assert "expected" in capsys.readouterr().err
+
+
+def test_floor_rows_time_the_gemms_against_torch(tmp_path, capsys):
+    pytest.importorskip("torch")
+    path = tmp_path / "bench.json"
+    code = main(["bench", "--configs", "5,2,3,4", "--passes", "train,infer", "--floor", "--families", "lstm,rnn",
+                 "--dtypes", "float64", *FAST, "--json", str(path)])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    report = json.loads(path.read_text())
+    assert report["settings"]["floor"] is True
+    rows = report["train"] + report["infer"]
+    assert {(r["pass"], r["family"]) for r in rows} == {(p, f) for p in ("train", "infer") for f in ("lstm", "rnn")}
+    for row in rows:
+        assert row["floor_s"] > 0 and math.isfinite(row["floor_ratio"]) and row["floor_ratio"] > 0
+    assert "floor/torch" in stdout and "GEMM floor/torch" in stdout

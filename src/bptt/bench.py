@@ -15,6 +15,9 @@ What is measured, for each family (LSTM, GRU, RNN tanh), dtype (float64, float32
   ``stream.step(x_t)`` (:class:`bptt.stream.Stream`) with ``x_t`` of shape ``(1, I)``, against
   ``torch.nn.LSTMCell`` / ``GRUCell`` / ``RNNCell`` (same weights, under ``torch.no_grad()``), for H in
   :data:`STREAM_SIZES`, I = H.
+- **floor** (``--floor``): for each train and infer row, the *GEMM floor* of bptt's pass
+  (:class:`bptt.gemm_floor.GemmFloor`: its GEMM calls alone, same shapes and layouts) timed against the same
+  torch step; ``floor/torch`` at or above 1.0 says that with this BLAS only faster GEMMs can win that cell.
 - **memory** (``--memory``, no torch needed): the peak memory one bptt training step allocates, traced
   with :mod:`tracemalloc`, over the size of the layer's cache (:func:`training_memory`).
 
@@ -45,6 +48,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from bptt.gemm_floor import GemmFloor
 from bptt.gru import GRU
 from bptt.lstm import LSTM
 from bptt.rnn import RNN
@@ -309,6 +313,15 @@ def verify_and_time(torch, pair: Pair, dtype: str, args: argparse.Namespace, *, 
     return row
 
 
+def time_floor(torch, floor: GemmFloor, torch_step: Callable[[], object], args: argparse.Namespace, *,
+               no_grad: bool) -> dict:
+    """The GEMM floor against torch's step, interleaved as every pair: ``floor_s`` and ``floor_ratio``."""
+    with torch.no_grad() if no_grad else contextlib.nullcontext():
+        timing = compare(floor, torch_step, blocks=args.blocks, min_block_s=args.min_block_ms / 1e3,
+                         pause_s=args.pause_ms / 1e3)
+    return {"floor_s": timing["bptt_s"], "floor_ratio": timing["ratio"]}
+
+
 def _progress(label: str, row: dict, unit: str, scale: float) -> None:
     if not row["verified"]:
         worst = max(row["rel_errors"], key=row["rel_errors"].get)
@@ -317,7 +330,8 @@ def _progress(label: str, row: dict, unit: str, scale: float) -> None:
         return
     print(f"  done {label}: bptt {row['bptt_s'] * scale:.3f} {unit}, torch {row['torch_s'] * scale:.3f} {unit}, "
           f"ratio {row['ratio']:.2f} (repeats {row['repeats']['bptt']}/{row['repeats']['torch']}, verified, "
-          f"max rel err {row['max_rel_err']:.1e}, other CPU {100 * row['foreign_cpu_fraction']:.0f}%)", flush=True)
+          f"max rel err {row['max_rel_err']:.1e}, other CPU {100 * row['foreign_cpu_fraction']:.0f}%)"
+          + (f", GEMM floor/torch {row['floor_ratio']:.2f}" if "floor_ratio" in row else ""), flush=True)
 
 
 def run_layer_passes(torch, args: argparse.Namespace, configs: list[Config], peaks: dict) -> dict[str, list[dict]]:
@@ -334,8 +348,11 @@ def run_layer_passes(torch, args: argparse.Namespace, configs: list[Config], pea
                     if name not in rows:
                         continue
                     row = {"pass": name, "family": family, "dtype": dtype, "T": T, "N": N, "I": I, "H": H}
-                    row.update(verify_and_time(torch, builder(torch, case, module), dtype, args,
-                                               no_grad=name == "infer"))
+                    pair = builder(torch, case, module)
+                    row.update(verify_and_time(torch, pair, dtype, args, no_grad=name == "infer"))
+                    if args.floor and row["verified"]:
+                        row.update(time_floor(torch, GemmFloor(family, case.layer, case.x, name == "train"),
+                                              pair[1], args, no_grad=name == "infer"))
                     row["flops"] = FLOPS_PER_GATE_UNIT[name] * gates * T * N * H * (I + H)
                     if row["verified"]:
                         for side in ("bptt", "torch"):
@@ -374,8 +391,10 @@ def _failed(row: dict) -> str:
 
 
 def print_layer_table(rows: list[dict]) -> None:
+    floor = any("floor_ratio" in r for r in rows)
     header = (f"{'pass':<5} {'family':<6} {'dtype':<7} {'config (T,N,I,H)':<18} {'bptt ms':>10} {'torch ms':>10} "
-              f"{'bptt/torch':>10} {'(min-max)':>11} {'GFLOP/s':>8} {'% peak':>7} {'torch %':>7} {'other CPU':>9}")
+              f"{'bptt/torch':>10} {'(min-max)':>11} {'GFLOP/s':>8} {'% peak':>7} {'torch %':>7} {'other CPU':>9}"
+              + (f" {'floor/torch':>11}" if floor else ""))
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -387,7 +406,8 @@ def print_layer_table(rows: list[dict]) -> None:
         print(f"{lead} {r['bptt_s'] * 1e3:>10.3f} {r['torch_s'] * 1e3:>10.3f} {_ratio_cells(r)} "
               f"{r['bptt_gflops']:>8.2f} {100 * r['bptt_peak_fraction']:>6.1f}% "
               f"{100 * r['torch_peak_fraction']:>6.1f}% "
-              f"{100 * r['foreign_cpu_fraction']:>8.0f}%")
+              f"{100 * r['foreign_cpu_fraction']:>8.0f}%"
+              + (f" {r['floor_ratio']:>11.2f}" if "floor_ratio" in r else ""))
 
 
 def print_stream_table(rows: list[dict]) -> None:
@@ -497,6 +517,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="comma-separated from train,infer,stream, or 'none' (default all three)")
     what.add_argument("--stream-sizes", type=parse_sizes, default=list(STREAM_SIZES),
                       help="hidden sizes H = I of the streaming pass (default 32,128,512)")
+    what.add_argument("--floor", action="store_true",
+                      help="also time bptt's GEMMs alone (the GEMM floor, bptt.gemm_floor) against torch's step, "
+                           "for train and infer")
     what.add_argument("--memory", action="store_true",
                       help="also measure the peak memory of a bptt training step against its cache size")
     how = parser.add_argument_group("timing")
@@ -537,7 +560,7 @@ def run(args: argparse.Namespace) -> int:
     configs = args.configs or list(QUICK_GRID if args.quick else GRID)
     args.blocks = args.blocks or (QUICK_BLOCKS if args.quick else DEFAULT_BLOCKS)
     settings = {"families": args.families, "dtypes": args.dtypes, "configs": configs, "passes": args.passes,
-                "stream_sizes": args.stream_sizes, "memory": args.memory, "blocks": args.blocks,
+                "stream_sizes": args.stream_sizes, "floor": args.floor, "memory": args.memory, "blocks": args.blocks,
                 "min_block_ms": args.min_block_ms, "pause_ms": args.pause_ms, "peak_size": args.peak_size,
                 "torch_threads": args.torch_threads, "seed": args.seed}
     shown = {**settings, "configs": ";".join(",".join(map(str, c)) for c in configs)}
