@@ -74,11 +74,14 @@ def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     h = np.empty((T + 1, N, H), dtype=x.dtype)
     h[0] = states[0]
     # (R1) Z^x = X W_ih^T + b for all steps before the loop, one GEMM straight into h[1:], where (R2) adds
-    # the recurrent term step by step and (R3) activates it in place
-    np.matmul(x.reshape(T * N, I), weights["weight_ih"].T, out=h[1:].reshape(T * N, H))
+    # the recurrent term step by step and (R3) activates it in place. A bias is one more row of W_ih^T
+    # against a column of ones, [X 1] [W_ih^T; b], so the GEMM adds it instead of a second pass over h
+    inputs, weight_ih_t = x.reshape(T * N, I), weights["weight_ih"].T
     bias = combined_bias(weights)
     if bias is not None:
-        h[1:] += bias
+        inputs = np.concatenate([inputs, np.ones((T * N, 1), dtype=x.dtype)], axis=1)
+        weight_ih_t = np.concatenate([weight_ih_t, bias[None, :]], axis=0)
+    np.matmul(inputs, weight_ih_t, out=h[1:].reshape(T * N, H))
     weight_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # a contiguous copy: 1.1-2x faster GEMMs than the view
     recurrent = np.empty((N, H), dtype=x.dtype)
     for t in range(T):
