@@ -17,19 +17,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.recurrent import chunk_steps, project_inputs
+from bptt.rnn import project_rows
 
 
 class GemmFloor:
     """The GEMMs of one pass of ``layer`` (one layer, one direction, no projection) on ``x (T, N, I)``;
-    calling it runs them. ``products`` lists ``(a, b, out, repeats)``: ``np.matmul(a, b, out=out)``,
-    ``repeats`` times (``out`` None where the pass allocates the result)."""
+    calling it runs them: the input projection as the pass takes it (:func:`bptt.recurrent.project_inputs`,
+    :func:`bptt.rnn.project_rows`, the bias inside the GEMM where the layer has one), then ``products``, a
+    list of ``(a, b, out, repeats)``: ``np.matmul(a, b, out=out)``, ``repeats`` times (``out`` None where
+    the pass allocates the result)."""
 
     def __init__(self, family: str, layer, x: NDArray, train: bool) -> None:
         T, N, I = x.shape
         H = layer.hidden_size
         w_ih, w_hh = layer.params["weight_ih_l0"], layer.params["weight_hh_l0"]
         R = w_ih.shape[0]
-        self.x, self.w_ih = x, w_ih
+        self.x, self.w_ih, self.bias = x, w_ih, layer.params.get("bias_ih_l0")
         rng = np.random.default_rng(0)
 
         def draw(*shape: int) -> NDArray:
@@ -37,11 +40,10 @@ class GemmFloor:
 
         k = chunk_steps(N, T)
         chunks = [(start, min(k, T - start) * N) for start in range(0, T, k)]   # (first step, rows k N)
-        if family == "rnn":                        # row-major: states (N, H), chunk rows (k N, H)
-            self.feature_major = False
-            states = np.empty((T * N, H), dtype=x.dtype)
-            self.products = [(x.reshape(T * N, I), w_ih.T, states, 1),                  # (R1)
-                             (draw(N, H), np.ascontiguousarray(w_hh.T), np.empty((N, H), x.dtype), T)]  # (R2)
+        self.feature_major = family != "rnn"
+        if not self.feature_major:                 # row-major: states (N, H), chunk rows (k N, H)
+            self.states = states = np.empty((T * N, H), dtype=x.dtype)
+            self.products = [(draw(N, H), np.ascontiguousarray(w_hh.T), np.empty((N, H), x.dtype), T)]  # (R2)
             if train:
                 rows = draw(k * N, H)
                 self.products.append((draw(N, H), w_hh, np.empty((N, H), x.dtype), T))  # dz W_hh
@@ -50,7 +52,6 @@ class GemmFloor:
                                       (rows[:m].T, states[start * N:start * N + m], None, 1),
                                       (rows[:m], w_ih, None, 1)]
             return
-        self.feature_major = True                  # LSTM, GRU: states (H, N), gates and chunks (R, ...)
         self.products = [(w_hh, draw(H, N), np.empty((R, N), x.dtype), T)]                # (L2), (G2)
         if train:
             columns, h_columns = draw(R, k * N), draw(H, k * N)
@@ -64,16 +65,19 @@ class GemmFloor:
                                       (columns[rows, :m].T, w_ih[rows], None, 1)]
 
     def flops(self) -> int:
-        """2 m k n for every product, the projection included."""
+        """2 m k n for every product, and 2 R I T N for the projection (its bias column not counted)."""
         T, N, I = self.x.shape
-        total = 2 * self.w_ih.shape[0] * I * T * N if self.feature_major else 0
+        total = 2 * self.w_ih.shape[0] * I * T * N
         for a, b, _, repeats in self.products:
             total += 2 * a.shape[0] * a.shape[1] * b.shape[1] * repeats
         return total
 
     def __call__(self) -> None:
+        T, N, I = self.x.shape
         if self.feature_major:
-            project_inputs(self.w_ih, self.x, None)                                     # (L1), (G1)
+            project_inputs(self.w_ih, self.x, self.bias)                                # (L1), (G1)
+        else:
+            project_rows(self.x.reshape(T * N, I), self.w_ih, self.bias, out=self.states)  # (R1)
         for a, b, out, repeats in self.products:
             for _ in range(repeats):
                 np.matmul(a, b, out=out)
