@@ -1,11 +1,11 @@
 """Time to train the sine task to test MSE < 1e-4: `bptt train sine` (default settings) against the identical
 model, initialisation, optimizer, schedule, clipping, loss and batches in PyTorch, measured in one process.
 
-What is compared, per seed (settings from ``bptt.experiment.resolve("sine", seed)``):
+What is compared, per seed (settings from ``bptt.train.experiment.resolve("sine", seed)``):
 
 * bptt: ``SequenceRegressor`` (LSTM + Linear head) initialised as ``bptt train`` does
-  (``rng=np.random.default_rng(seed)``), ``bptt.optim`` Adam, ``clip_grad_norm``, ``task.loss``; each step is
-  the body of ``bptt.train.fit`` without truncation: forward, loss, zero_grad, backward, clip, finite check,
+  (``rng=np.random.default_rng(seed)``), ``bptt.train.optim`` Adam, ``clip_grad_norm``, ``task.loss``; each step is
+  the body of ``bptt.train.fit.fit`` without truncation: forward, loss, zero_grad, backward, clip, finite check,
   optimizer step, with ``optimizer.lr = config.lr_at(step - 1)``.
 * torch: a ``torch.nn.Module`` with ``rnn = nn.LSTM(1, H)`` and ``head = nn.Linear(H, 1)`` of the same dtype,
   loaded with the bptt model's initial state dict; ``torch.optim.Adam`` (defaults: the single-tensor CPU
@@ -54,11 +54,11 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from bptt.experiment import TASKS, resolve
-from bptt.models import SequenceRegressor
-from bptt.optim import OPTIMIZERS, clip_grad_norm
-from bptt.timing import FOREIGN_WARN, PAUSE_S, TORCH_THREADS, ForeignLoad, environment_report
-from bptt.train import data_streams
+from bptt.layers.models import SequenceRegressor
+from bptt.perf.timing import FOREIGN_WARN, PAUSE_S, TORCH_THREADS, ForeignLoad, environment_report
+from bptt.train.experiment import TASKS, resolve
+from bptt.train.fit import data_streams
+from bptt.train.optim import OPTIMIZERS, clip_grad_norm
 
 NP_DTYPE = {"float64": np.float64, "float32": np.float32}
 TORCH_DTYPE = {"float64": torch.float64, "float32": torch.float32}
@@ -70,7 +70,7 @@ CHECK_TOLERANCE = {"float64": 1e-10, "float32": 1e-3}
 # ---------------------------------------------------------------------------------------------------------
 
 class BpttSide:
-    """bptt's model, optimizer, clipping and loss; one step = the body of ``bptt.train.fit`` (no tbptt)."""
+    """bptt's model, optimizer, clipping and loss; one step = the body of ``bptt.train.fit.fit`` (no tbptt)."""
 
     name = "bptt"
 

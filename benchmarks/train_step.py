@@ -1,7 +1,7 @@
 """Time one training step of a recurrent layer (forward + full BPTT backward, weight gradients included):
 bptt's LSTM, GRU and RNN against torch.nn's, with identical weights.
 
-A thin wrapper: the suite and its timing rules live in the package (:mod:`bptt.bench`, :mod:`bptt.timing`);
+A thin wrapper: the suite and its timing rules live in the package (:mod:`bptt.perf.bench`, :mod:`bptt.perf.timing`);
 this is ``bptt bench --passes train`` with this script's historical default configs. Any option of
 ``bptt bench`` may follow and overrides these defaults (the last occurrence of an option wins).
 
@@ -15,7 +15,7 @@ Usage::
 
 import sys
 
-from bptt.bench import main
+from bptt.perf.bench import main
 
 DEFAULTS = ["--passes", "train", "--configs", "50,1,1,32;100,32,32,128"]
 

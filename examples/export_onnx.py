@@ -1,6 +1,6 @@
 """Export a bptt model to ONNX, run it with onnxruntime, and compare with bptt's own forward pass.
 
-:func:`bptt.onnx_export.export_onnx` writes each recurrent layer as one of ONNX's own ``LSTM``, ``GRU`` or
+:func:`bptt.interop.onnx_export.export_onnx` writes each recurrent layer as one of ONNX's own ``LSTM``, ``GRU`` or
 ``RNN`` operators, so any ONNX runtime runs it with its fused kernels. The graph is float32 and time-major:
 input ``"input" (T, N, I)``; outputs ``"output"``, and for a bare layer the final states ``"h_n"``
 (and ``"c_n"``). The shell does the same with ``bptt export CHECKPOINT OUT.onnx``.
@@ -23,8 +23,8 @@ import numpy as np
 import onnxruntime
 
 import bptt
-from bptt.models import SequenceRegressor
-from bptt.onnx_export import export_onnx
+from bptt.interop.onnx_export import export_onnx
+from bptt.layers.models import SequenceRegressor
 
 
 def run_onnx(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:

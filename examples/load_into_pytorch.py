@@ -24,11 +24,12 @@ import torch
 from safetensors.torch import load_file
 
 import bptt
-from bptt.models import SequenceRegressor
+from bptt.layers.models import SequenceRegressor
 
 
 class TorchSequenceRegressor(torch.nn.Module):
-    """PyTorch's twin of bptt.models.SequenceRegressor: a recurrent stack ``rnn``, a dense ``head`` at every step."""
+    """PyTorch's twin of bptt.layers.models.SequenceRegressor: a recurrent stack ``rnn``, a dense ``head`` at each
+    step."""
 
     def __init__(self, input_size, hidden_size, output_size, num_layers=1, cell="lstm"):
         super().__init__()

@@ -1,8 +1,8 @@
 """Train an LSTM to predict sine waves with bptt's Python API, then plot what it learned.
 
-The same run as ``bptt train sine``, built from its parts: a :class:`bptt.models.SequenceRegressor` (an LSTM
-with a dense head at every step), the :class:`bptt.tasks.sine.SineTask` data, and :func:`bptt.train.fit`
-with the default :class:`bptt.train.TrainConfig` (Adam, cosine decay, gradient clipping, best weights kept).
+The same run as ``bptt train sine``, built from its parts: a :class:`bptt.layers.models.SequenceRegressor` (an LSTM
+with a dense head at every step), the :class:`bptt.train.tasks.sine.SineTask` data, and :func:`bptt.train.fit.fit`
+with the default :class:`bptt.train.fit.TrainConfig` (Adam, cosine decay, gradient clipping, best weights kept).
 
     python examples/train_sine.py                      # 1500 steps, about 10 s on 2 cores
     python examples/train_sine.py --steps 50 --out /tmp/sine
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt.models import SequenceRegressor
-from bptt.plots import plot_generation, plot_losses
-from bptt.tasks.sine import SineTask, generate
-from bptt.train import TrainConfig, data_streams, fit
+from bptt.layers.models import SequenceRegressor
+from bptt.train.fit import TrainConfig, data_streams, fit
+from bptt.train.plots import plot_generation, plot_losses
+from bptt.train.tasks.sine import SineTask, generate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from bptt import GRU, LSTM, RNN, Linear, check_layer, cross_entropy, gradcheck, load, mse_loss, save
-from bptt.models import SequenceRegressor
-from bptt.optim import SGD, Adam, CosineLR, LinearWarmup, StepLR, clip_grad_norm, cosine_lr
+from bptt.layers.models import SequenceRegressor
+from bptt.train.optim import SGD, Adam, CosineLR, LinearWarmup, StepLR, clip_grad_norm, cosine_lr
 
 I, H, T, N = 3, 4, 5, 2
 

@@ -12,8 +12,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from bptt import bench
 from bptt.cli import main
+from bptt.perf import bench
 
 # Tiny and fast: one block, short blocks and pauses, a small GEMM for the peak.
 FAST = ["--blocks", "1", "--min-block-ms", "2", "--pause-ms", "1", "--peak-size", "128"]
@@ -105,7 +105,7 @@ def test_rel_err_is_relative_to_the_reference_and_infinite_on_shape_mismatch():
 
 
 def test_bptt_never_imports_torch():
-    code = "import sys, bptt, bptt.cli, bptt.bench, bptt.timing; sys.exit('torch' in sys.modules)"
+    code = "import sys, bptt, bptt.cli, bptt.perf.bench, bptt.perf.timing; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

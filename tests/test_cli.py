@@ -9,8 +9,8 @@ import pytest
 
 from bptt import load
 from bptt.cli import main
-from bptt.io import load_arrays
-from bptt.train import load_train_state
+from bptt.interop.io import load_arrays
+from bptt.train.fit import load_train_state
 
 
 def run_cli(capsys, *argv):
@@ -59,7 +59,7 @@ def test_checkpoint_has_pytorch_names_and_loads_into_torch(tmp_path, capsys):
 
     reference = Regressor()
     reference.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
-    from bptt.models import SequenceRegressor
+    from bptt.layers.models import SequenceRegressor
 
     model = SequenceRegressor(1, 6, 1)
     model.load_state_dict(arrays)

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bptt.io
+import bptt.interop.io
 from bptt import load
 from bptt.cli import main
-from bptt.experiment import TASKS
-from bptt.io import atomic_write_bytes, load_arrays, remove_interrupted_writes
-from bptt.tasks.sine import SineTask
-from bptt.train import load_train_state
+from bptt.interop.io import atomic_write_bytes, load_arrays, remove_interrupted_writes
+from bptt.train.experiment import TASKS
+from bptt.train.fit import load_train_state
+from bptt.train.tasks.sine import SineTask
 
 # ---------------------------------------------------------------------------------------------------------
 # atomic_write_bytes
@@ -42,7 +42,7 @@ def interrupt(*args):
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(where, failure, tmp_path, monkeypatch):
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"old checkpoint")
-    monkeypatch.setattr(bptt.io.os, where, failure)
+    monkeypatch.setattr(bptt.interop.io.os, where, failure)
     with pytest.raises((DiskFull, KeyboardInterrupt)):
         atomic_write_bytes(target, b"new checkpoint" * 1000)
     assert target.read_bytes() == b"old checkpoint"
@@ -62,7 +62,7 @@ def test_a_write_in_progress_never_shows_in_the_target(tmp_path, monkeypatch):
         seen.setdefault("others", sorted(p.name for p in tmp_path.iterdir() if p != target))
         flush(descriptor)
 
-    monkeypatch.setattr(bptt.io.os, "fsync", look_then_flush)
+    monkeypatch.setattr(bptt.interop.io.os, "fsync", look_then_flush)
     atomic_write_bytes(target, b"new")
     assert seen["target"] == b"old" and len(seen["others"]) == 1 and seen["others"][0].startswith(".state.bin.")
     assert target.read_bytes() == b"new" and sorted(tmp_path.iterdir()) == [target]

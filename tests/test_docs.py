@@ -57,14 +57,14 @@ def _anchors(path: Path) -> set[str]:
 
 
 def test_every_lstm_equation_tag_is_derived_in_the_docs_and_every_derived_tag_is_used():
-    code_tags = set(TAG.findall((ROOT / "src/bptt/lstm.py").read_text()))
+    code_tags = set(TAG.findall((ROOT / "src/bptt/layers/lstm.py").read_text()))
     doc_tags = set(TAG.findall((ROOT / "docs/lstm.md").read_text()))
     assert code_tags, "lstm.py lost its equation tags"
     assert code_tags == doc_tags
 
 
 def test_every_backward_block_of_the_lstm_carries_a_tag():
-    source = (ROOT / "src/bptt/lstm.py").read_text()
+    source = (ROOT / "src/bptt/layers/lstm.py").read_text()
     backward = source[source.index("def lstm_backward"):source.index("LSTM_FAMILY =")]
     for tag in ("(L2)", "(L3)", "(L4)", "(L5)", "(L6)", "(L7)", "(L8)"):
         assert tag in backward, tag
@@ -94,7 +94,7 @@ def test_ci_runs_the_readme_test_command():
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_equation_tag_of_a_family_is_derived_in_its_doc_and_every_derived_tag_is_used(family):
     letter = FAMILIES[family]
-    code_tags = _tags((ROOT / f"src/bptt/{family}.py").read_text(), letter)
+    code_tags = _tags((ROOT / f"src/bptt/layers/{family}.py").read_text(), letter)
     doc_tags = _tags((ROOT / f"docs/{family}.md").read_text(), letter)
     assert code_tags, f"{family}.py lost its equation tags"
     assert not code_tags - doc_tags, f"docs/{family}.md derives no {sorted(code_tags - doc_tags)}"
@@ -104,7 +104,7 @@ def test_every_equation_tag_of_a_family_is_derived_in_its_doc_and_every_derived_
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_equation_tag_of_a_family_heads_a_section_of_its_doc(family):
     letter = FAMILIES[family]
-    code_tags = _tags((ROOT / f"src/bptt/{family}.py").read_text(), letter)
+    code_tags = _tags((ROOT / f"src/bptt/layers/{family}.py").read_text(), letter)
     headings = "\n".join(re.findall(r"^#+ .*$", _prose(ROOT / f"docs/{family}.md"), re.M))
     assert code_tags <= _tags(headings, letter), sorted(code_tags - _tags(headings, letter))
 
@@ -112,7 +112,7 @@ def test_every_equation_tag_of_a_family_heads_a_section_of_its_doc(family):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_backward_function_carries_its_backward_tags(family):
     name, tags = f"{family}_backward", BACKWARD_TAGS[family]
-    source = _function_source(ROOT / f"src/bptt/{family}.py", name)
+    source = _function_source(ROOT / f"src/bptt/layers/{family}.py", name)
     missing = [tag for tag in tags if tag not in source]
     assert not missing, f"{name} lost {missing}"
     assert _tags(source, FAMILIES[family]) <= set(tags), f"{name} has a tag missing from BACKWARD_TAGS"
@@ -213,7 +213,7 @@ def test_every_doc_page_is_in_the_nav_and_every_nav_entry_exists():
 
 def test_every_public_module_has_an_api_page():
     documented = set()
-    for page in (ROOT / "docs/api").glob("*.md"):
+    for page in (ROOT / "docs/api").rglob("*.md"):
         documented |= set(re.findall(r"^::: (bptt(?:\.\w+)*)", page.read_text(), re.M))
     modules = {".".join(path.relative_to(ROOT / "src").with_suffix("").parts).removesuffix(".__init__")
                for path in SOURCES}

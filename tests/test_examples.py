@@ -65,7 +65,7 @@ def test_load_into_pytorch_reads_a_checkpoint_written_by_bptt_save(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("safetensors")
     import bptt
-    from bptt.models import SequenceRegressor
+    from bptt.layers.models import SequenceRegressor
 
     path = bptt.save(SequenceRegressor(2, 5, 3, num_layers=2, cell="gru", rng=0), tmp_path / "model.safetensors")
     result = run_example("load_into_pytorch.py", ["--checkpoint", str(path)], cwd=tmp_path)

@@ -1,4 +1,4 @@
-"""bptt.gemm_floor: the floor makes the GEMMs of a pass, no more and no fewer (their FLOPs are the pass's, over
+"""bptt.perf.gemm_floor: the floor makes the GEMMs of a pass, no more and no fewer (their FLOPs are the pass's, over
 every family, chunking and batch width), in the layout of its family, and runs them."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt import GRU, LSTM, RNN
-from bptt.gemm_floor import GemmFloor
+from bptt.perf.gemm_floor import GemmFloor
 
 FAMILIES = {"lstm": (LSTM, 4), "gru": (GRU, 3), "rnn": (RNN, 1)}
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bptt
-from bptt.gradcheck import gradcheck
+from bptt.check.gradcheck import gradcheck
 
 
 def lstm_problem(seed, T=4, N=2, I=3, H=4, L=2, bias=True):
@@ -169,10 +169,10 @@ def test_evaluations_are_counted():
 def test_a_planted_bug_in_the_lstm_backward_is_caught(monkeypatch):
     """A wrong local derivative inside lstm_backward (tanh' = 1 - t instead of 1 - t^2 for the candidate
     gate) corrupts the gradients of everything upstream of the candidate, and the check fails."""
-    import bptt.lstm
+    import bptt.layers.lstm
 
-    monkeypatch.setenv("BPTT_KERNELS", "numpy")  # the bug is planted in the NumPy lines, not bptt.kernels
-    monkeypatch.setattr(bptt.lstm, "tanh_grad_from_output", lambda t, out=None: np.subtract(1.0, t, out=out))
+    monkeypatch.setenv("BPTT_KERNELS", "numpy")  # the bug is planted in the NumPy lines, not bptt.layers.kernels
+    monkeypatch.setattr(bptt.layers.lstm, "tanh_grad_from_output", lambda t, out=None: np.subtract(1.0, t, out=out))
     f, params, grads, loss = lstm_problem(4, L=1)
     report = gradcheck(f, params, grads, loss=loss)
     assert not report.ok

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import bptt
-from bptt.gradcheck import gradcheck
+from bptt.check.gradcheck import gradcheck
 
 
 def relu_sum(p):

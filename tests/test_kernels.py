@@ -1,4 +1,4 @@
-"""bptt.kernels: the compiled LSTM and GRU steps give bitwise the numbers of the NumPy path they replace; the
+"""bptt.layers.kernels: the compiled LSTM and GRU steps give bitwise the numbers of the NumPy path they replace; the
 LSTM's whole-sequence kernels for small layers give them to rounding."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bptt import GRU, LSTM, kernels, lstm
+from bptt import GRU, LSTM
+from bptt.layers import kernels, lstm
 
 pytest.importorskip("numba")
 

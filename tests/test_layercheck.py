@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import bptt
+from bptt.check.layercheck import check_layer
+from bptt.check.testing import assert_gradients_close
 from bptt.cli import LAYERS, main
-from bptt.layercheck import check_layer
-from bptt.testing import assert_gradients_close
 
 
 class BrokenLSTM(bptt.LSTM):

@@ -10,8 +10,8 @@ import pytest
 
 from bptt import GRU, LSTM, RNN, Linear, save
 from bptt.cli import main
-from bptt.models import SequenceRegressor
-from bptt.onnx_export import export_onnx
+from bptt.interop.onnx_export import export_onnx
+from bptt.layers.models import SequenceRegressor
 
 T, N, I, H = 5, 3, 4, 6
 TOLERANCE = 1e-4  # float32 graph against the float64 reference

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from bptt.optim import Adam, clip_grad_norm, cosine_lr
+from bptt.train.optim import Adam, clip_grad_norm, cosine_lr
 
 
 def test_adam_first_step_is_lr_times_sign():
@@ -96,7 +96,7 @@ def test_cosine_lr_endpoints_and_midpoint():
 # ---------------------------------------------------------------------------------------------------------
 # SGD, Adam (L2), AdamW, RMSprop: closed forms on hand-checkable cases.
 
-from bptt.optim import (  # noqa: E402
+from bptt.train.optim import (  # noqa: E402
     OPTIMIZERS,
     SGD,
     AdamW,

@@ -1,4 +1,4 @@
-"""bptt.recurrent.project_inputs: the same W x_t + b whichever way the batch size makes it take the product
+"""bptt.layers.recurrent.project_inputs: the same W x_t + b whichever way the batch size makes it take the product
 (an outer product for one input feature, one GEMM per step for wide batches, row-major chunks otherwise)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bptt.recurrent import WIDE_BATCH, project_inputs
+from bptt.layers.recurrent import WIDE_BATCH, project_inputs
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

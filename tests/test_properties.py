@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 from lstm_cases import lstm_cases, user_shapes
 
 from bptt import LSTM
-from bptt.activations import sigmoid, sigmoid_grad_from_output, tanh_grad_from_output
+from bptt.layers.activations import sigmoid, sigmoid_grad_from_output, tanh_grad_from_output
 
 
 def build(case: dict) -> tuple[LSTM, dict]:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from bptt.cli import main
-from bptt.io import load_arrays
-from bptt.models import SequenceRegressor
-from bptt.tasks.sine import SineTask
-from bptt.train import TrainConfig, check_resume, fit, load_train_state, save_train_state
+from bptt.interop.io import load_arrays
+from bptt.layers.models import SequenceRegressor
+from bptt.train.fit import TrainConfig, check_resume, fit, load_train_state, save_train_state
+from bptt.train.tasks.sine import SineTask
 
 SEED = 4
 BASE = TrainConfig(steps=80, batch_size=8, eval_every=10)

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 import bptt
 from bptt import GRU, LSTM, RNN, Linear, from_torch, load, save, to_torch
-from bptt.io import load_arrays, save_arrays
-from bptt.models import SequenceRegressor
+from bptt.interop.io import load_arrays, save_arrays
+from bptt.layers.models import SequenceRegressor
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")

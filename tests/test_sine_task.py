@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from bptt.gradcheck import gradcheck
-from bptt.models import SequenceRegressor
-from bptt.tasks.sine import SineTask
-from bptt.train import TrainConfig, fit
+from bptt.check.gradcheck import gradcheck
+from bptt.layers.models import SequenceRegressor
+from bptt.train.fit import TrainConfig, fit
+from bptt.train.tasks.sine import SineTask
 
 
 def test_targets_are_the_next_inputs_without_wrap_around():

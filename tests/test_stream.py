@@ -1,4 +1,4 @@
-"""bptt.stream.Stream: stepping a layer one time step per call gives the layer's own outputs and states."""
+"""bptt.layers.stream.Stream: stepping a layer one time step per call gives the layer's own outputs and states."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt import GRU, LSTM, RNN
-from bptt.stream import Stream
+from bptt.layers.stream import Stream
 
 LAYERS = {"lstm": LSTM, "gru": GRU, "rnn-tanh": RNN, "rnn-relu": RNN}
 

@@ -14,13 +14,13 @@ import sys
 import numpy as np
 import pytest
 
-from bptt.gradcheck import gradcheck
-from bptt.losses import cross_entropy
-from bptt.models import SequenceRegressor
-from bptt.tasks import sunspots
-from bptt.tasks.adding import AddingTask
-from bptt.tasks.copy import IGNORE, CopyTask
-from bptt.tasks.sunspots import SunspotsTask
+from bptt.check.gradcheck import gradcheck
+from bptt.layers.models import SequenceRegressor
+from bptt.train.losses import cross_entropy
+from bptt.train.tasks import sunspots
+from bptt.train.tasks.adding import AddingTask
+from bptt.train.tasks.copy import IGNORE, CopyTask
+from bptt.train.tasks.sunspots import SunspotsTask
 
 DEFAULT_KEYS = {"hidden_size", "steps", "batch_size", "lr", "eval_every"}
 

@@ -5,11 +5,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bptt.models import SequenceRegressor
-from bptt.optim import Adam, clip_grad_norm
-from bptt.tasks.adding import AddingTask
-from bptt.tasks.sine import SineTask
-from bptt.train import DivergenceError, NonFiniteError, TrainConfig, data_streams, fit, model_generators
+from bptt.layers.models import SequenceRegressor
+from bptt.train.fit import DivergenceError, NonFiniteError, TrainConfig, data_streams, fit, model_generators
+from bptt.train.optim import Adam, clip_grad_norm
+from bptt.train.tasks.adding import AddingTask
+from bptt.train.tasks.sine import SineTask
 
 
 def small_model(seed=0, cell="lstm"):

@@ -1,5 +1,5 @@
 """The ``bptt`` command line: ``bptt train TASK``, ``bptt sweep TASK``, ``bptt gradcheck lstm|gru|rnn``,
-``bptt bench`` (speed and memory against PyTorch, :mod:`bptt.bench`)."""
+``bptt bench`` (speed and memory against PyTorch, :mod:`bptt.perf.bench`)."""
 
 from __future__ import annotations
 
@@ -16,18 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt import __version__, bench
-from bptt.experiment import TASKS, Experiment, load_resumable, resolve, run, run_summary
-from bptt.gru import GRU
-from bptt.io import atomic_write_bytes, remove_interrupted_writes
-from bptt.layercheck import check_layer
-from bptt.lstm import LSTM
-from bptt.models import CELLS
-from bptt.onnx_export import DEFAULT_OPSET, export_onnx
-from bptt.optim import OPTIMIZERS
-from bptt.rnn import RNN
-from bptt.serialization import load, save
-from bptt.train import DivergenceError, History, TrainState, save_train_state
+from bptt import __version__
+from bptt.check.layercheck import check_layer
+from bptt.interop.io import atomic_write_bytes, remove_interrupted_writes
+from bptt.interop.onnx_export import DEFAULT_OPSET, export_onnx
+from bptt.interop.serialization import load, save
+from bptt.layers.gru import GRU
+from bptt.layers.lstm import LSTM
+from bptt.layers.models import CELLS
+from bptt.layers.rnn import RNN
+from bptt.perf import bench
+from bptt.train.experiment import TASKS, Experiment, load_resumable, resolve, run, run_summary
+from bptt.train.fit import DivergenceError, History, TrainState, save_train_state
+from bptt.train.optim import OPTIMIZERS
 
 LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
@@ -160,7 +161,7 @@ def train_command(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bptt.figures import save_run_figures
+    from bptt.train.figures import save_run_figures
 
     console = Console(highlight=False, soft_wrap=True)
     out = args.out or Path("runs") / args.task
@@ -239,7 +240,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    from bptt.figures import save_sweep_figure
+    from bptt.train.figures import save_sweep_figure
 
     try:
         base = resolve(args.task, 0, **_options(args))

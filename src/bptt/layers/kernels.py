@@ -1,0 +1,222 @@
+"""Optional compiled kernels: a step's elementwise work fused in one loop (numba, ``pip install "bptt[fast]"``).
+
+The NumPy code in :mod:`bptt.layers.lstm` and :mod:`bptt.layers.gru` is the reference and stays the path used without
+numba. A kernel here does the same operations in the same order, element by element, so it gives the same
+numbers (numba does not contract or reorder floating-point operations unless asked to); it only saves the
+dozen NumPy calls, each with its own pass over memory, that the reference spends on one step. The arrays
+are C-contiguous and every gate is one run of ``H N`` numbers, so a kernel reads them flat, in one loop that
+LLVM vectorises behind a single aliasing check (a loop over rows and one over columns checked again for every
+row, and ran 2x slower at (H, N) = (128, 32)); only the GRU's gate kernel, which adds a bias per row, keeps
+the two loops. numba is
+imported, and a kernel compiled, at the first backward pass that uses it; ``BPTT_KERNELS=numpy`` in the
+environment keeps the NumPy path even where numba is installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+
+def _lstm_forward_cell(z, c_prev, c, half):
+    """One LSTM forward step's (L3) and (L4) after the tanh: ``z`` ``(4H, N)`` holds tanh(z/2) for i, f, o and
+    tanh(z) for g (internal order) and receives the gates; ``c`` receives f c_prev + i g. ``half`` is 0.5 in
+    the working dtype."""
+    M = c.size                                             # H N: each gate is M consecutive numbers of z
+    z, c_prev, c = z.reshape(4 * M), c_prev.reshape(M), c.reshape(M)
+    for k in range(M):
+        i = z[k] * half + half                             # (L3) i, f, o = (1 + tanh(z/2)) / 2
+        f = z[M + k] * half + half
+        z[k], z[M + k] = i, f
+        z[2 * M + k] = z[2 * M + k] * half + half
+        c[k] = f * c_prev[k] + i * z[3 * M + k]            # (L4) c = f c_prev + i g
+
+
+def _lstm_backward_cell(up, dh_recurrent, s, tanh_c, c_prev, dc, d, one):
+    """One LSTM backward step, (L6) to (L3), for every hidden unit and sequence; the arrays are those of
+    :func:`bptt.layers.lstm.lstm_backward` at step t: ``up`` dL/dout_t ``(H, N)``, ``s`` the activated gates
+    ``(4H, N)`` in the internal order i, f, o, g, ``c_prev`` c_{t-1}; ``dc`` carries dL/dc backwards and ``d``
+    receives dL/dz_t in PyTorch's order i, f, g, o, that of the weights. ``one`` is 1 in the working dtype."""
+    M = dc.size                                            # H N: each gate is M consecutive numbers of s, d
+    up, dh_recurrent, tanh_c, c_prev = up.reshape(M), dh_recurrent.reshape(M), tanh_c.reshape(M), c_prev.reshape(M)
+    dc, s, d = dc.reshape(M), s.reshape(4 * M), d.reshape(4 * M)
+    for k in range(M):
+        dh = up[k] + dh_recurrent[k]                       # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
+        tc = tanh_c[k]
+        i, f, o, g = s[k], s[M + k], s[2 * M + k], s[3 * M + k]
+        do = dh * tc                                       # (L5) m = o tanh(c): dm/do = tanh c
+        through_tanh = dh * o                              # (L5) dm/dtanh(c) = o, then 1 - tanh^2 c:
+        carried = dc[k] + through_tanh
+        through_tanh = through_tanh * tc
+        through_tanh = through_tanh * tc
+        carried = carried - through_tanh
+        di = carried * g                                   # (L4) c = f c_prev + i g
+        df = carried * c_prev[k]
+        dg = carried * i
+        dc[k] = carried * f                                # (L4) dL/dc_{t-1} through c
+        d[k] = di * ((one - i) * i)                        # (L3) sigmoid' = s (1 - s)
+        d[M + k] = df * ((one - f) * f)
+        d[2 * M + k] = dg * (one - g * g)                  # (L3) tanh' = 1 - g^2
+        d[3 * M + k] = do * ((one - o) * o)
+
+
+def _lstm_sequence_forward(gates, weight_hh_t, h, c, tanh_c, half):
+    """(L2) to (L5) for every step in one compiled loop, for the small layers of :func:`bptt.layers.lstm.lstm_forward`
+    whose per-step NumPy calls would cost more than their arithmetic. ``gates`` ``(T, 4H, N)`` holds the input
+    projection in the internal order i, f, o, g with the sigmoid rows halved and receives the activated
+    gates; ``weight_hh_t`` ``(H, 4H)`` is W_hh transposed, ordered and halved likewise (a row of it meets
+    one state value, so the product runs along contiguous rows and vectorises); ``h``, ``c`` ``(T+1, H, N)``
+    hold the initial states in step 0 and receive every step, ``tanh_c`` ``(T, H, N)`` too. ``tanh`` is the
+    C library's, so the numbers match the NumPy path's to rounding, not bitwise."""
+    T, G, N = gates.shape
+    H = G // 4
+    recurrent = np.empty(G, dtype=gates.dtype)
+    for t in range(T):
+        z, h_prev = gates[t], h[t]
+        for n in range(N):
+            recurrent[:] = 0
+            for k in range(H):                             # (L2) W_hh h_{t-1}, a sum over k for every row
+                state = h_prev[k, n]
+                for r in range(G):
+                    recurrent[r] += weight_hh_t[k, r] * state
+            for r in range(G):
+                z[r, n] = math.tanh(z[r, n] + recurrent[r])  # (L3) tanh(z/2) for i, f, o; g = tanh(z)
+        for j in range(H):
+            for n in range(N):
+                i = z[j, n] * half + half                  # (L3) i, f, o = (1 + tanh(z/2)) / 2
+                f = z[H + j, n] * half + half
+                o = z[2 * H + j, n] * half + half
+                z[j, n], z[H + j, n], z[2 * H + j, n] = i, f, o
+                cell = f * c[t, j, n] + i * z[3 * H + j, n]  # (L4) c = f c_prev + i g
+                c[t + 1, j, n] = cell
+                tc = math.tanh(cell)
+                tanh_c[t, j, n] = tc
+                h[t + 1, j, n] = o * tc                    # (L5) h = o tanh(c)
+
+
+def _lstm_sequence_backward(dout, dh, dc, gates, tanh_c, c, weight_hh, d_all, one):
+    """(L6) to (L3), and the product W_hh^T dz of (L2), for every step from the last to the first in one
+    compiled loop: the backward twin of :func:`_lstm_sequence_forward`. ``dout`` ``(T, N, H)`` is
+    dL/dout as given; ``dh``, ``dc`` ``(H, N)`` hold dL/dh_T, dL/dc_T and receive dL/dh_0, dL/dc_0;
+    ``gates``, ``tanh_c``, ``c`` are the forward's; ``weight_hh`` ``(4H, H)`` is PyTorch's, rows i, f, g, o,
+    unscaled; ``d_all`` ``(T, 4H, N)`` receives every dL/dz_t in that order, for the weight gradients."""
+    T, G, N = gates.shape
+    H = G // 4
+    for t in range(T - 1, -1, -1):
+        s, d = gates[t], d_all[t]
+        for j in range(H):
+            for n in range(N):
+                dh_t = dout[t, n, j] + dh[j, n]            # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
+                tc = tanh_c[t, j, n]
+                i, f, o, g = s[j, n], s[H + j, n], s[2 * H + j, n], s[3 * H + j, n]
+                do = dh_t * tc                             # (L5) h = o tanh(c)
+                carried = dc[j, n] + dh_t * o * (one - tc * tc)
+                dc[j, n] = carried * f                     # (L4) c = f c_prev + i g: dL/dc_{t-1}
+                d[j, n] = carried * g * ((one - i) * i)    # (L3) sigmoid' = s (1 - s); rows i, f, g, o
+                d[H + j, n] = carried * c[t, j, n] * ((one - f) * f)
+                d[2 * H + j, n] = carried * i * (one - g * g)  # (L3) tanh' = 1 - g^2
+                d[3 * H + j, n] = do * ((one - o) * o)
+        for n in range(N):                                 # (L2) dL/dh_{t-1} gets W_hh^T dz_t
+            dh[:, n] = 0
+            for r in range(G):
+                gradient = d[r, n]
+                for k in range(H):
+                    dh[k, n] += weight_hh[r, k] * gradient
+
+
+def _gru_forward_gates(s, recurrent, hidden_n_bias, hidden_n, half):
+    """One GRU forward step's (G3) and the inside of (G4), after the tanh of the r, z rows: ``s`` ``(3H, N)``
+    receives r, z and X_n + r a_n; ``hidden_n`` receives a_n = (W_hh h_prev)_n + b_hn (``hidden_n_bias`` is
+    empty without biases). ``half`` is 0.5 in the working dtype."""
+    H, N = hidden_n.shape
+    for j in range(H):
+        for n in range(N):
+            r = s[j, n] * half + half                      # (G3) r, z = (1 + tanh(./2)) / 2
+            s[j, n] = r
+            s[H + j, n] = s[H + j, n] * half + half
+            a_n = recurrent[2 * H + j, n] + hidden_n_bias[j] if hidden_n_bias.size else recurrent[2 * H + j, n]
+            hidden_n[j, n] = a_n
+            s[2 * H + j, n] = s[2 * H + j, n] + r * a_n    # (G4) X_n + r a_n, before its tanh
+
+
+def _gru_forward_state(s, h_prev, h):
+    """(G5) h = n + z (h_prev - n), after the tanh of the candidate rows of ``s``."""
+    M = h.size                                             # H N: each gate is M consecutive numbers of s
+    s, h_prev, h = s.reshape(3 * M), h_prev.reshape(M), h.reshape(M)
+    for k in range(M):
+        cand = s[2 * M + k]
+        h[k] = cand + (h_prev[k] - cand) * s[M + k]
+
+
+def _gru_backward_cell(up, dh_recurrent, s, h_prev, hidden_n, d, dn, direct, one):
+    """One GRU backward step, (G6) to (G3), for every hidden unit and sequence; the arrays are those of
+    :func:`bptt.layers.gru.gru_backward` at step t: ``s`` the activated gates ``(3H, N)`` r, z, n, ``hidden_n`` the
+    recurrent term a_n; ``d`` receives dL/da_t (r, z rows; r dX_n in the n rows), ``dn`` dL/dX^x_n and
+    ``direct`` z dh, the direct path of (G5) that joins W_hh^T da_t after the product."""
+    M = dn.size                                            # H N: each gate is M consecutive numbers of s, d
+    up, dh_recurrent, h_prev, hidden_n = up.reshape(M), dh_recurrent.reshape(M), h_prev.reshape(M), hidden_n.reshape(M)
+    s, d, dn, direct = s.reshape(3 * M), d.reshape(3 * M), dn.reshape(M), direct.reshape(M)
+    for k in range(M):
+        dh = up[k] + dh_recurrent[k]                       # (G6) dh_t = dL/dout_t + paths from t+1
+        r, z, cand = s[k], s[M + k], s[2 * M + k]
+        dcand = dh * (one - z)                             # (G5) h = (1 - z) n + z h_prev: dh/dn = 1 - z
+        dz = dh * (h_prev[k] - cand)                       # (G5) dh/dz = h_prev - n
+        dcand = dcand * (one - cand * cand)                # (G4) n = tanh(X_n + r a_n): 1 - n^2
+        dr = dcand * hidden_n[k]                           # (G4) d(r a_n)/dr = a_n
+        d[2 * M + k] = dcand * r                           # (G4) d(r a_n)/da_n = r
+        dn[k] = dcand
+        d[k] = dr * ((one - r) * r)                        # (G3) sigmoid' = s (1 - s)
+        d[M + k] = dz * ((one - z) * z)
+        direct[k] = dh * z                                 # (G5) the direct path to h_prev
+
+
+@functools.cache
+def _compiled(kernel: Callable) -> Callable:
+    """``kernel`` compiled by numba at its first call for each dtype, and kept in numba's on-disk cache (next to
+    this module, or in the user's cache folder where that is read-only), so that later processes load it in
+    milliseconds instead of compiling it again for about a second; ImportError without numba."""
+    import numba
+
+    return numba.njit(kernel, cache=True)
+
+
+def _available(kernel: Callable) -> Callable | None:
+    """``kernel`` compiled, or None without numba or with ``BPTT_KERNELS=numpy``."""
+    if os.environ.get("BPTT_KERNELS", "").lower() == "numpy":
+        return None
+    try:
+        return _compiled(kernel)
+    except ImportError:
+        return None
+
+
+def lstm_forward_cell() -> Callable | None:
+    """The compiled :func:`_lstm_forward_cell`, or None (see :func:`_available`)."""
+    return _available(_lstm_forward_cell)
+
+
+def lstm_backward_cell() -> Callable | None:
+    """The compiled :func:`_lstm_backward_cell`, or None (see :func:`_available`)."""
+    return _available(_lstm_backward_cell)
+
+
+def lstm_sequence_kernels() -> tuple[Callable, Callable] | None:
+    """The compiled :func:`_lstm_sequence_forward` and :func:`_lstm_sequence_backward`, or None (see
+    :func:`_available`)."""
+    forward, backward = _available(_lstm_sequence_forward), _available(_lstm_sequence_backward)
+    return None if forward is None or backward is None else (forward, backward)
+
+
+def gru_forward_cells() -> tuple[Callable, Callable] | None:
+    """The compiled :func:`_gru_forward_gates` and :func:`_gru_forward_state`, or None (see :func:`_available`)."""
+    gates, state = _available(_gru_forward_gates), _available(_gru_forward_state)
+    return None if gates is None or state is None else (gates, state)
+
+
+def gru_backward_cell() -> Callable | None:
+    """The compiled :func:`_gru_backward_cell`, or None (see :func:`_available`)."""
+    return _available(_gru_backward_cell)

@@ -1,0 +1,159 @@
+"""One training run from a task name and options: resolve the settings, build the model, fit, evaluate.
+
+Shared by ``bptt train`` and ``bptt sweep`` (whose worker processes call :func:`run_summary`); no printing,
+no plotting, NumPy only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bptt.layers.models import CELLS, SequenceRegressor
+from bptt.train.fit import History, TrainConfig, TrainState, check_resume, data_streams, fit, load_train_state
+from bptt.train.tasks.adding import AddingTask
+from bptt.train.tasks.copy import CopyTask
+from bptt.train.tasks.sine import SineTask
+from bptt.train.tasks.sunspots import SunspotsTask
+
+TASKS = {"sine": SineTask, "adding": AddingTask, "copy": CopyTask, "sunspots": SunspotsTask}
+MODEL_OPTIONS = ("cell", "hidden_size", "num_layers")
+TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Everything that determines a run: the task, the model, the optimization settings and the seed."""
+
+    task: str
+    cell: str
+    hidden_size: int
+    num_layers: int
+    config: TrainConfig
+    seed: int
+
+    def metadata(self) -> dict[str, Any]:
+        """The run's settings for a checkpoint's metadata (JSON-ready); :meth:`from_metadata` reads them back."""
+        return {"task": self.task, "cell": self.cell, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                "seed": self.seed, "train_config": asdict(self.config)}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> Experiment:
+        """The experiment whose :meth:`metadata` this is; ValueError when an entry is missing or invalid."""
+        try:
+            experiment = cls(metadata["task"], metadata["cell"], metadata["hidden_size"], metadata["num_layers"],
+                             TrainConfig(**metadata["train_config"]), metadata["seed"])
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"Experiment.from_metadata: expected the entries of Experiment.metadata(), got "
+                             f"{type(error).__name__}: {error}.") from error
+        if experiment.task not in TASKS or experiment.cell not in CELLS:
+            raise ValueError(f"Experiment.from_metadata: expected a task from {', '.join(TASKS)} and a model from "
+                             f"{', '.join(CELLS)}, got {experiment.task!r} and {experiment.cell!r}.")
+        return experiment
+
+
+def _check_option_names(where: str, overrides: Mapping[str, Any]) -> None:
+    unknown = sorted(set(overrides) - set(MODEL_OPTIONS) - set(TRAIN_OPTIONS))
+    if unknown:
+        raise ValueError(f"{where}: expected options from {MODEL_OPTIONS + TRAIN_OPTIONS}, got {unknown}.")
+
+
+def resolve(task_name: str, seed: int = 0, **overrides: Any) -> Experiment:
+    """The task's defaults, then :class:`TrainConfig`'s, overridden by every option that is not None."""
+    if task_name not in TASKS:
+        raise ValueError(f"resolve: expected a task from {', '.join(TASKS)}, got {task_name!r}.")
+    _check_option_names("resolve", overrides)
+    settings = {"cell": "lstm", "hidden_size": 32, "num_layers": 1, **TASKS[task_name]().defaults}
+    settings.update({key: value for key, value in overrides.items() if value is not None})
+    if settings["cell"] not in CELLS:
+        raise ValueError(f"resolve: expected a model from {', '.join(CELLS)}, got {settings['cell']!r}.")
+    config = TrainConfig(**{key: settings[key] for key in TRAIN_OPTIONS if key in settings})
+    if "final_lr" not in settings and config.final_lr > config.lr:
+        config = TrainConfig(**{**asdict(config), "final_lr": config.lr})
+    return Experiment(task_name, settings["cell"], settings["hidden_size"], settings["num_layers"], config, seed)
+
+
+def load_resumable(path: str | os.PathLike, task_name: str, seed: int | None = None,
+                   **overrides: Any) -> tuple[Experiment, TrainState]:
+    """The run saved at ``path`` (by :func:`bptt.train.fit.save_train_state`, with :meth:`Experiment.metadata`),
+    ready to continue with :func:`run`: its experiment, ``steps`` replaced when given, and its train state.
+
+    Every other option given (not None), the task and the seed must equal the saved ones. A missing or
+    unreadable file, a contradicting option, or ``steps`` the run cannot be continued to bitwise
+    (:func:`bptt.train.fit.check_resume`) raise ValueError.
+    """
+    name = os.fspath(path)
+    _check_option_names("load_resumable", overrides)
+    if not Path(path).is_file():
+        raise ValueError(f"load_resumable: expected a train state at {name!r}, found none. Start the run without "
+                         "resuming.")
+    state, metadata = load_train_state(path)
+    try:
+        saved = Experiment.from_metadata(metadata)
+    except ValueError as error:
+        raise ValueError(f"load_resumable: expected the run's settings in {name!r}: {error}") from error
+    recorded = {"task": saved.task, "seed": saved.seed, **{key: getattr(saved, key) for key in MODEL_OPTIONS},
+                **asdict(saved.config)}
+    given = {"task": task_name, "seed": seed, **overrides}
+    contradictions = [f"{key} {value!r} (saved: {recorded[key]!r})" for key, value in given.items()
+                      if key != "steps" and value is not None and value != recorded[key]]
+    if contradictions:
+        raise ValueError(f"load_resumable: expected the settings of the run saved in {name!r} (leave an option out "
+                         f"to keep it), got {', '.join(contradictions)}.")
+    experiment = replace(saved, config=replace(saved.config, steps=overrides.get("steps") or saved.config.steps))
+    check_resume(state, experiment.config, experiment.seed)
+    return experiment, state
+
+
+@dataclass
+class Result:
+    """A finished run: the trained model (best validation weights), its history, test metrics, seconds."""
+
+    experiment: Experiment
+    task: Any
+    model: SequenceRegressor
+    history: History
+    metrics: dict[str, float]
+    seconds: float
+    test_data: tuple[np.ndarray, np.ndarray]
+
+
+def run(experiment: Experiment, *, on_step: Callable[[int, History], None] | None = None,
+        on_best: Callable[[SequenceRegressor, int, History], None] | None = None,
+        on_checkpoint: Callable[[TrainState], None] | None = None, resume: TrainState | None = None) -> Result:
+    """Build the model (initialised from the seed), train it, and evaluate it on the test set.
+
+    ``on_step``, ``on_checkpoint`` and ``resume`` are :func:`bptt.train.fit.fit`'s; ``on_best`` also receives the
+    model. ``seconds`` counts this call's training only, not the steps a resumed run did before.
+    """
+    task = TASKS[experiment.task]()
+    model = SequenceRegressor(task.input_size, experiment.hidden_size, task.output_size, experiment.num_layers,
+                              cell=experiment.cell, rng=np.random.default_rng(experiment.seed))
+    start = time.perf_counter()
+    history = fit(model, task, experiment.config, experiment.seed, on_step=on_step,
+                  on_best=None if on_best is None else (lambda step, h: on_best(model, step, h)),
+                  on_checkpoint=on_checkpoint, resume=resume)
+    seconds = time.perf_counter() - start
+    test_data = task.held_out("test", data_streams(experiment.seed)["test"], model.dtype)
+    return Result(experiment, task, model, history, task.metrics(model, test_data), seconds, test_data)
+
+
+def succeeded(task: Any, metrics: dict[str, float]) -> bool:
+    """Whether every goal the task sets (``goals = {"metric": ("<" or ">", threshold)}``) is met."""
+    compare = {"<": lambda a, b: a < b, ">": lambda a, b: a > b}
+    return all(compare[op](metrics[name], threshold) for name, (op, threshold) in task.goals.items())
+
+
+def run_summary(experiment: Experiment) -> dict[str, Any]:
+    """:func:`run`, reduced to what a sweep needs (picklable): metrics, success, seconds and the curves."""
+    result = run(experiment)
+    history = result.history
+    return {"seed": experiment.seed, "metrics": result.metrics, "success": succeeded(result.task, result.metrics),
+            "seconds": result.seconds, "steps": history.step[-1], "best_step": history.best_step,
+            "loss": history.loss, "eval_step": history.eval_step, "val_loss": history.val_loss}
