@@ -56,20 +56,6 @@ def _anchors(path: Path) -> set[str]:
     return anchors
 
 
-def test_every_lstm_equation_tag_is_derived_in_the_docs_and_every_derived_tag_is_used():
-    code_tags = set(TAG.findall((ROOT / "src/bptt/layers/lstm.py").read_text()))
-    doc_tags = set(TAG.findall((ROOT / "docs/lstm.md").read_text()))
-    assert code_tags, "lstm.py lost its equation tags"
-    assert code_tags == doc_tags
-
-
-def test_every_backward_block_of_the_lstm_carries_a_tag():
-    source = (ROOT / "src/bptt/layers/lstm.py").read_text()
-    backward = source[source.index("def lstm_backward"):source.index("LSTM_FAMILY =")]
-    for tag in ("(L2)", "(L3)", "(L4)", "(L5)", "(L6)", "(L7)", "(L8)"):
-        assert tag in backward, tag
-
-
 def test_readme_example_runs(capsys):
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
@@ -91,31 +77,74 @@ def test_ci_runs_the_readme_test_command():
     assert commands[1] in ci.splitlines()
 
 
+# Each family is implemented twice, held equal by the tests: the textbook reference and the fast path.
+IMPLEMENTATIONS = ["reference", "layers"]
+# The backward functions of each implementation: the reference's loop over steps and its step function.
+BACKWARD_FUNCTIONS = {"reference": ("{family}_backward", "{family}_step_backward"), "layers": ("{family}_backward",)}
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_every_equation_tag_of_a_family_is_derived_in_its_doc_and_every_derived_tag_is_used(family):
+def test_every_equation_tag_of_a_family_is_derived_in_its_doc_and_every_derived_tag_is_used(family, implementation):
     letter = FAMILIES[family]
-    code_tags = _tags((ROOT / f"src/bptt/layers/{family}.py").read_text(), letter)
+    code_tags = _tags((ROOT / f"src/bptt/{implementation}/{family}.py").read_text(), letter)
     doc_tags = _tags((ROOT / f"docs/{family}.md").read_text(), letter)
-    assert code_tags, f"{family}.py lost its equation tags"
+    assert code_tags, f"{implementation}/{family}.py lost its equation tags"
     assert not code_tags - doc_tags, f"docs/{family}.md derives no {sorted(code_tags - doc_tags)}"
     assert not doc_tags - code_tags, f"docs/{family}.md derives {sorted(doc_tags - code_tags)}, unused in the code"
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_every_equation_tag_of_a_family_heads_a_section_of_its_doc(family):
+def test_every_equation_tag_of_a_family_heads_a_section_of_its_doc(family, implementation):
     letter = FAMILIES[family]
-    code_tags = _tags((ROOT / f"src/bptt/layers/{family}.py").read_text(), letter)
+    code_tags = _tags((ROOT / f"src/bptt/{implementation}/{family}.py").read_text(), letter)
     headings = "\n".join(re.findall(r"^#+ .*$", _prose(ROOT / f"docs/{family}.md"), re.M))
     assert code_tags <= _tags(headings, letter), sorted(code_tags - _tags(headings, letter))
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_every_backward_function_carries_its_backward_tags(family):
-    name, tags = f"{family}_backward", BACKWARD_TAGS[family]
-    source = _function_source(ROOT / f"src/bptt/layers/{family}.py", name)
+def test_every_backward_function_carries_its_backward_tags(family, implementation):
+    path = ROOT / f"src/bptt/{implementation}/{family}.py"
+    names = [name.format(family=family) for name in BACKWARD_FUNCTIONS[implementation]]
+    source = "\n".join(_function_source(path, name) for name in names)
+    tags = BACKWARD_TAGS[family]
     missing = [tag for tag in tags if tag not in source]
-    assert not missing, f"{name} lost {missing}"
-    assert _tags(source, FAMILIES[family]) <= set(tags), f"{name} has a tag missing from BACKWARD_TAGS"
+    assert not missing, f"{implementation}: {' + '.join(names)} lost {missing}"
+    assert _tags(source, FAMILIES[family]) <= set(tags), f"{names} have a tag missing from BACKWARD_TAGS"
+
+
+PY_BLOCK = re.compile(r"^```py\n(.*?)^```$", re.S | re.M)
+FAST_PATH_WORDS = re.compile(r"feature-major|halved|internal (gate |row )?order|kernel|GateProduct|ChunkedGradients",
+                             re.I)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_derivation_page_opens_with_the_math_and_the_reference_forward_pass(family):
+    """The reference's step forward is shown within the page's first screen (60 lines), and nothing of the fast
+    path's layout comes before it."""
+    text = (ROOT / f"docs/{family}.md").read_text()
+    position = text.find(f"def {family}_step_forward")
+    assert position >= 0, f"docs/{family}.md does not show {family}_step_forward"
+    line = text[:position].count("\n") + 1
+    assert line <= 60, f"docs/{family}.md shows {family}_step_forward first on line {line}"
+    early = FAST_PATH_WORDS.search(text[:position])
+    assert not early, f"docs/{family}.md speaks of the fast path ({early.group(0)!r}) before the forward pass"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_code_on_a_derivation_page_is_quoted_verbatim_from_the_source(family):
+    """Every line of a ```py block on a family page is a line of the family's reference or fast-path module
+    (or the shared recurrent.py and kernels.py), so an excerpt cannot drift from the code; ``...`` marks a cut."""
+    sources = [ROOT / f"src/bptt/reference/{family}.py", ROOT / f"src/bptt/layers/{family}.py",
+               ROOT / "src/bptt/layers/recurrent.py", ROOT / "src/bptt/layers/kernels.py"]
+    known = {line.strip() for path in sources for line in path.read_text().splitlines()}
+    blocks = PY_BLOCK.findall((ROOT / f"docs/{family}.md").read_text())
+    assert blocks, f"docs/{family}.md quotes no code"
+    drifted = [line for block in blocks for line in block.splitlines()
+               if line.strip() and line.strip() != "..." and line.strip() not in known]
+    assert not drifted, f"docs/{family}.md quotes lines that are not in the code: {drifted[:5]}"
 
 
 @pytest.mark.parametrize("page", ["gru.md", "rnn.md"])

@@ -131,12 +131,13 @@ def test_the_fast_path_equals_the_reference_in_float64(family, path, T, N, I, H,
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_fast_path_equals_the_reference_on_a_larger_layer(family, path):
-    """Past the small-layer kernels' size, with several projection and gradient chunks as shipped:
-    (T, N, I, H) = (40, 9, 7, 12), two bidirectional layers, ragged lengths."""
+    """Past the small-layer kernels' size, with the chunk sizes as shipped: (T, N, I, H) = (120, 9, 7, 12), two
+    bidirectional layers, ragged lengths. The narrow-batch input projection then takes two chunks (114 and 6
+    steps) and the weight gradients three (57, 57 and 6 steps)."""
     rng = np.random.default_rng(7)
     layer = build(family, 7, 12, 2, True, True, 5 if family == "lstm" else 0, False, np.float64, 3)
     sizes = [layer.output_size, 12] if family == "lstm" else [layer.output_size]
-    T, N = 40, 9
+    T, N = 120, 9
     x = rng.standard_normal((T, N, 7))
     lengths = rng.integers(1, T + 1, size=N)
     lengths[0] = T

@@ -1,15 +1,15 @@
 """Optional compiled kernels: a step's elementwise work fused in one loop (numba, ``pip install "bptt[fast]"``).
 
-The NumPy code in :mod:`bptt.layers.lstm` and :mod:`bptt.layers.gru` is the reference and stays the path used without
-numba. A kernel here does the same operations in the same order, element by element, so it gives the same
-numbers (numba does not contract or reorder floating-point operations unless asked to); it only saves the
-dozen NumPy calls, each with its own pass over memory, that the reference spends on one step. The arrays
-are C-contiguous and every gate is one run of ``H N`` numbers, so a kernel reads them flat, in one loop that
-LLVM vectorises behind a single aliasing check (a loop over rows and one over columns checked again for every
-row, and ran 2x slower at (H, N) = (128, 32)); only the GRU's gate kernel, which adds a bias per row, keeps
-the two loops. numba is
-imported, and a kernel compiled, at the first backward pass that uses it; ``BPTT_KERNELS=numpy`` in the
-environment keeps the NumPy path even where numba is installed.
+The NumPy path of :mod:`bptt.layers.lstm` and :mod:`bptt.layers.gru` stays the one used without numba. A
+kernel here does the same operations in the same order, element by element, so it gives the same numbers
+(numba does not contract or reorder floating-point operations unless asked to); it only saves the dozen
+NumPy calls, each with its own pass over memory, that the NumPy path spends on one step. Both are held equal
+to the textbook :mod:`bptt.reference` by ``tests/test_fast_vs_reference.py``. The arrays are C-contiguous
+and every gate is one run of ``H N`` numbers, so a kernel reads them flat, in one loop that LLVM vectorises
+behind a single aliasing check (a loop over rows and one over columns checked again for every row, and ran
+2x slower at (H, N) = (128, 32)); only the GRU's gate kernel, which adds a bias per row, keeps the two
+loops. numba is imported, and a kernel compiled, at the first backward pass that uses it;
+``BPTT_KERNELS=numpy`` in the environment keeps the NumPy path even where numba is installed.
 """
 
 from __future__ import annotations
