@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 import bptt
 from bptt import GRU, LSTM, RNN, Linear, from_torch, load, save, to_torch
 from bptt.interop.io import load_arrays, save_arrays
-from bptt.layers.models import SequenceRegressor
+from bptt.layers.embedding import Embedding
+from bptt.layers.models import SequenceClassifier, SequenceRegressor
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -53,14 +54,22 @@ def recurrent_configs(draw, dtypes: tuple = (np.float64, np.float32)) -> tuple[s
 
 
 @st.composite
-def any_modules(draw) -> bptt.LSTM | Linear | SequenceRegressor:
+def any_modules(draw) -> bptt.LSTM | Linear | Embedding | SequenceRegressor | SequenceClassifier:
     """A module of any class ``save`` knows, with random options and seeded random weights."""
-    kind = draw(st.sampled_from(["recurrent", "Linear", "SequenceRegressor"]))
+    kind = draw(st.sampled_from(["recurrent", "Linear", "Embedding", "SequenceRegressor", "SequenceClassifier"]))
     seed = draw(st.integers(0, 2**32 - 1))
     dtype = draw(st.sampled_from([np.float64, np.float32]))
     if kind == "Linear":
         return Linear(draw(st.integers(1, 4)), draw(st.integers(1, 4)), bias=draw(st.booleans()), dtype=dtype,
                       rng=seed)
+    if kind == "Embedding":
+        V = draw(st.integers(1, 5))
+        return Embedding(V, draw(st.integers(1, 4)), padding_idx=draw(st.sampled_from([None, 0, -1])), dtype=dtype,
+                         rng=seed)
+    if kind == "SequenceClassifier":
+        return SequenceClassifier(draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3)),
+                                  draw(st.integers(1, 2)), cell=draw(st.sampled_from(["lstm", "gru", "rnn"])),
+                                  bidirectional=draw(st.booleans()), dtype=dtype, rng=seed)
     if kind == "SequenceRegressor":
         return SequenceRegressor(draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3)),
                                  draw(st.integers(1, 3)), cell=draw(st.sampled_from(["lstm", "gru", "rnn"])),
@@ -73,7 +82,9 @@ def input_for(module, steps: int, batch: int, rng: np.random.Generator) -> np.nd
     """A random input in the module's own layout and dtype."""
     if isinstance(module, Linear):
         return rng.standard_normal((steps, batch, module.in_features)).astype(module.dtype)
-    layer = module.rnn if isinstance(module, SequenceRegressor) else module
+    if isinstance(module, Embedding):
+        return rng.integers(0, module.num_embeddings, size=(steps, batch))
+    layer = module.rnn if isinstance(module, (SequenceRegressor, SequenceClassifier)) else module
     shape = (batch, steps, layer.input_size) if layer.batch_first else (steps, batch, layer.input_size)
     return rng.standard_normal(shape).astype(module.dtype)
 
@@ -86,7 +97,7 @@ def rel_err(actual: object, expected: object) -> float:
 
 def outputs(module, x: np.ndarray) -> list[np.ndarray]:
     """Every array a forward pass returns (output and final states), with dropout switched off."""
-    layer = module.rnn if isinstance(module, SequenceRegressor) else module
+    layer = module.rnn if isinstance(module, (SequenceRegressor, SequenceClassifier)) else module
     if hasattr(layer, "eval"):
         layer.eval()
     result = module(x)
