@@ -18,6 +18,25 @@ def run_cli(capsys, *argv):
     return code, capsys.readouterr().out
 
 
+def test_train_with_dtype_float32_trains_and_saves_float32_weights(tmp_path, capsys):
+    code, stdout = run_cli(capsys, "train", "sine", "--steps", "10", "--hidden-size", "8", "--dtype", "float32",
+                           "--out", str(tmp_path), "--json")
+    assert code == 0
+    assert "| float32 |" in stdout.splitlines()[0]
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["dtype"] == "float32" and np.isfinite(summary["test_mse"])
+    model = load(tmp_path / "model.safetensors")
+    assert {value.dtype for value in model.params.values()} == {np.dtype(np.float32)}
+    assert load_arrays(tmp_path / "model.safetensors")[1]["dtype"] == "float32"
+
+
+def test_train_refuses_an_unknown_dtype(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "sine", "--dtype", "float16"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'float16'" in capsys.readouterr().err
+
+
 def test_train_sine_writes_checkpoint_metrics_figures_and_json(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout = run_cli(capsys, "train", "sine", "--steps", "20", "--hidden-size", "8", "--seed", "3",

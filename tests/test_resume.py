@@ -164,6 +164,7 @@ def test_cli_steps_40_then_80_with_resume_equals_80_uninterrupted(tmp_path, caps
     (["--hidden-size", "16"], "got hidden_size 16 (saved: 8)"),
     (["--seed", "3", "--optimizer", "sgd"], "got seed 3 (saved: 2), optimizer 'sgd' (saved: 'adam')"),
     (["--final-lr", "0.001"], "got final_lr 0.001 (saved: 0.01)"),
+    (["--dtype", "float32"], "got dtype 'float32' (saved: 'float64')"),
 ])
 def test_cli_resume_refuses_options_that_contradict_the_saved_run(options, message, tmp_path, capsys):
     assert train_cli(capsys, tmp_path, "--steps", "10", *OPTIONS)[0] == 0

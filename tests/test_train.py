@@ -169,3 +169,24 @@ def test_model_generators_finds_the_recurrent_layers_generator():
 def test_bad_train_config_raises(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{field: value})
+
+
+# --- Experiments: the dtype and task options a run records --------------------------------------------------
+
+def test_an_experiment_records_its_dtype_and_task_options_and_reads_them_back():
+    from bptt.train.experiment import Experiment, resolve
+
+    experiment = resolve("sine", 4, dtype="float32", steps=3)
+    assert experiment.dtype == "float32" and experiment.task_options == {}
+    assert Experiment.from_metadata(experiment.metadata()) == experiment
+    older = {key: value for key, value in experiment.metadata().items() if key not in ("dtype", "task_options")}
+    assert Experiment.from_metadata(older).dtype == "float64"   # files written before the field existed
+
+
+def test_make_task_refuses_options_the_task_does_not_take():
+    from bptt.train.experiment import make_task
+
+    with pytest.raises(ValueError, match=r"expected options of the sine task from .*got \['pixels'\]"):
+        make_task("sine", 0, pixels=True)
+    with pytest.raises(ValueError, match="expected a task from"):
+        make_task("nope")

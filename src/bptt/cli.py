@@ -26,7 +26,7 @@ from bptt.layers.lstm import LSTM
 from bptt.layers.models import CELLS
 from bptt.layers.rnn import RNN
 from bptt.perf import bench
-from bptt.train.experiment import TASKS, Experiment, load_resumable, resolve, run, run_summary
+from bptt.train.experiment import DTYPES, TASKS, Experiment, load_resumable, make_task, resolve, run, run_summary
 from bptt.train.fit import DivergenceError, History, TrainState, save_train_state
 from bptt.train.optim import OPTIMIZERS
 
@@ -54,6 +54,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--model", dest="cell", choices=sorted(CELLS), default=None, help="recurrent family (lstm)")
     model.add_argument("--hidden-size", type=_positive_int, default=None, help="hidden size H")
     model.add_argument("--num-layers", type=_positive_int, default=None, help="stacked layers")
+    model.add_argument("--dtype", choices=list(DTYPES), default=None, help="working precision (float64)")
     optimization = parser.add_argument_group("optimization (defaults: the task's)")
     optimization.add_argument("--steps", type=_positive_int, default=None, help="training steps")
     optimization.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate")
@@ -124,15 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace) -> dict:
-    names = ("cell", "hidden_size", "num_layers", "steps", "lr", "final_lr", "warmup_steps", "optimizer", "momentum",
-             "weight_decay", "batch_size", "clip_norm", "tbptt", "patience", "eval_every", "divergence_factor")
+    names = ("cell", "hidden_size", "num_layers", "dtype", "steps", "lr", "final_lr", "warmup_steps", "optimizer",
+             "momentum", "weight_decay", "batch_size", "clip_norm", "tbptt", "patience", "eval_every",
+             "divergence_factor")
     return {name: getattr(args, name) for name in names}
 
 
 def _describe(experiment: Experiment) -> str:
     c = experiment.config
     return (f"task {experiment.task} | model {experiment.cell} | hidden-size {experiment.hidden_size} | "
-            f"num-layers {experiment.num_layers} | steps {c.steps} | batch-size {c.batch_size} | "
+            f"num-layers {experiment.num_layers} | {experiment.dtype} | steps {c.steps} | batch-size {c.batch_size} | "
             f"{c.optimizer}{f' momentum {c.momentum:g}' if c.momentum else ''} lr {c.lr:g} -> {c.final_lr:g} "
             f"(warm-up {c.warmup_steps}, cosine) | "
             f"clip-norm {c.clip_norm:g} | tbptt {c.tbptt} | patience {c.patience} | seed {experiment.seed}")
@@ -214,7 +216,8 @@ def train_command(args: argparse.Namespace) -> int:
     console.print("test: " + " | ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
     console.print(f"saved {checkpoint}, {train_state}, {out / 'metrics.jsonl'}, " + ", ".join(map(str, figures)))
     if args.json:
-        summary = {"task": args.task, "model": experiment.cell, **result.metrics, "seconds": result.seconds,
+        summary = {"task": args.task, "model": experiment.cell, "dtype": experiment.dtype, **result.metrics,
+                   "seconds": result.seconds,
                    "steps": len(history.step), "best_step": history.best_step, "seed": experiment.seed,
                    "hidden_size": experiment.hidden_size, "checkpoint": str(checkpoint),
                    "train_state": str(train_state), "metrics": str(out / "metrics.jsonl"),
@@ -260,7 +263,7 @@ def sweep_command(args: argparse.Namespace) -> int:
             shown = " | ".join(f"{k} {v:.3g}" for k, v in summary["metrics"].items())
             print(f"seed {summary['seed']:>3} | {'ok  ' if summary['success'] else 'FAIL'} | {shown} | "
                   f"{summary['seconds']:.1f} s", flush=True)
-    task = TASKS[args.task]()
+    task = make_task(args.task, 0, **base.task_options)
     goals = ", ".join(f"{name} {op} {threshold:g}" for name, (op, threshold) in task.goals.items())
     passed = sum(s["success"] for s in summaries)
     metric = next(iter(task.goals))

@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bptt._validation import check_dtype
 from bptt.layers.models import CELLS, SequenceRegressor
+from bptt.layers.module import Module
 from bptt.train.fit import History, TrainConfig, TrainState, check_resume, data_streams, fit, load_train_state
 from bptt.train.tasks.adding import AddingTask
 from bptt.train.tasks.copy import CopyTask
@@ -23,13 +25,15 @@ from bptt.train.tasks.sine import SineTask
 from bptt.train.tasks.sunspots import SunspotsTask
 
 TASKS = {"sine": SineTask, "adding": AddingTask, "copy": CopyTask, "sunspots": SunspotsTask}
-MODEL_OPTIONS = ("cell", "hidden_size", "num_layers")
+MODEL_OPTIONS = ("cell", "hidden_size", "num_layers", "dtype")
+DTYPES = ("float64", "float32")
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """Everything that determines a run: the task, the model, the optimization settings and the seed."""
+    """Everything that determines a run: the task and its options, the model, the optimization settings, the
+    working dtype and the seed."""
 
     task: str
     cell: str
@@ -37,25 +41,59 @@ class Experiment:
     num_layers: int
     config: TrainConfig
     seed: int
+    dtype: str = "float64"
+    task_options: Mapping[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         """The run's settings for a checkpoint's metadata (JSON-ready); :meth:`from_metadata` reads them back."""
         return {"task": self.task, "cell": self.cell, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
-                "seed": self.seed, "train_config": asdict(self.config)}
+                "seed": self.seed, "dtype": self.dtype, "task_options": dict(self.task_options),
+                "train_config": asdict(self.config)}
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> Experiment:
-        """The experiment whose :meth:`metadata` this is; ValueError when an entry is missing or invalid."""
+        """The experiment whose :meth:`metadata` this is; ValueError when an entry is missing or invalid. Files
+        written before ``dtype`` and ``task_options`` existed read as float64 without task options."""
         try:
             experiment = cls(metadata["task"], metadata["cell"], metadata["hidden_size"], metadata["num_layers"],
-                             TrainConfig(**metadata["train_config"]), metadata["seed"])
+                             TrainConfig(**metadata["train_config"]), metadata["seed"],
+                             metadata.get("dtype", "float64"), dict(metadata.get("task_options", {})))
         except (KeyError, TypeError) as error:
             raise ValueError(f"Experiment.from_metadata: expected the entries of Experiment.metadata(), got "
                              f"{type(error).__name__}: {error}.") from error
-        if experiment.task not in TASKS or experiment.cell not in CELLS:
-            raise ValueError(f"Experiment.from_metadata: expected a task from {', '.join(TASKS)} and a model from "
-                             f"{', '.join(CELLS)}, got {experiment.task!r} and {experiment.cell!r}.")
+        if experiment.task not in TASKS or experiment.cell not in CELLS or experiment.dtype not in DTYPES:
+            raise ValueError(f"Experiment.from_metadata: expected a task from {', '.join(TASKS)}, a model from "
+                             f"{', '.join(CELLS)} and a dtype from {', '.join(DTYPES)}, got {experiment.task!r}, "
+                             f"{experiment.cell!r} and {experiment.dtype!r}.")
         return experiment
+
+
+def make_task(name: str, seed: int = 0, **options: Any):
+    """The task ``name`` with its ``options`` (e.g. ``pixels=True``); a task with a ``seed`` field (one whose
+    data split depends on the seed) also gets the run's seed. Unknown options raise ValueError."""
+    if name not in TASKS:
+        raise ValueError(f"make_task: expected a task from {', '.join(TASKS)}, got {name!r}.")
+    cls = TASKS[name]
+    accepted = {f.name for f in fields(cls) if f.init} if is_dataclass(cls) else set()
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        valid = sorted(accepted - {"seed"})
+        raise ValueError(f"make_task: expected options of the {name} task from {valid or 'none'}, got {unknown}.")
+    if "seed" in accepted:
+        options = {**options, "seed": seed}
+    return cls(**options)
+
+
+def build_model(task, experiment: Experiment) -> Module:
+    """The model the task trains, initialised from the experiment's seed: the task's own ``build_model`` where
+    it has one (a classifier, a language model), else a :class:`SequenceRegressor` from the task's input and
+    output sizes."""
+    options = {"cell": experiment.cell, "dtype": np.dtype(experiment.dtype),
+               "rng": np.random.default_rng(experiment.seed)}
+    if hasattr(task, "build_model"):
+        return task.build_model(experiment.hidden_size, experiment.num_layers, **options)
+    return SequenceRegressor(task.input_size, experiment.hidden_size, task.output_size, experiment.num_layers,
+                             **options)
 
 
 def _check_option_names(where: str, overrides: Mapping[str, Any]) -> None:
@@ -64,23 +102,26 @@ def _check_option_names(where: str, overrides: Mapping[str, Any]) -> None:
         raise ValueError(f"{where}: expected options from {MODEL_OPTIONS + TRAIN_OPTIONS}, got {unknown}.")
 
 
-def resolve(task_name: str, seed: int = 0, **overrides: Any) -> Experiment:
+def resolve(task_name: str, seed: int = 0, task_options: Mapping[str, Any] | None = None,
+            **overrides: Any) -> Experiment:
     """The task's defaults, then :class:`TrainConfig`'s, overridden by every option that is not None."""
-    if task_name not in TASKS:
-        raise ValueError(f"resolve: expected a task from {', '.join(TASKS)}, got {task_name!r}.")
+    task_options = dict(task_options or {})
+    task = make_task(task_name, seed, **task_options)
     _check_option_names("resolve", overrides)
-    settings = {"cell": "lstm", "hidden_size": 32, "num_layers": 1, **TASKS[task_name]().defaults}
+    settings = {"cell": "lstm", "hidden_size": 32, "num_layers": 1, "dtype": "float64", **task.defaults}
     settings.update({key: value for key, value in overrides.items() if value is not None})
     if settings["cell"] not in CELLS:
         raise ValueError(f"resolve: expected a model from {', '.join(CELLS)}, got {settings['cell']!r}.")
+    dtype = np.dtype(check_dtype("resolve", settings["dtype"])).name
     config = TrainConfig(**{key: settings[key] for key in TRAIN_OPTIONS if key in settings})
     if "final_lr" not in settings and config.final_lr > config.lr:
         config = TrainConfig(**{**asdict(config), "final_lr": config.lr})
-    return Experiment(task_name, settings["cell"], settings["hidden_size"], settings["num_layers"], config, seed)
+    return Experiment(task_name, settings["cell"], settings["hidden_size"], settings["num_layers"], config, seed,
+                      dtype, task_options)
 
 
 def load_resumable(path: str | os.PathLike, task_name: str, seed: int | None = None,
-                   **overrides: Any) -> tuple[Experiment, TrainState]:
+                   task_options: Mapping[str, Any] | None = None, **overrides: Any) -> tuple[Experiment, TrainState]:
     """The run saved at ``path`` (by :func:`bptt.train.fit.save_train_state`, with :meth:`Experiment.metadata`),
     ready to continue with :func:`run`: its experiment, ``steps`` replaced when given, and its train state.
 
@@ -98,9 +139,10 @@ def load_resumable(path: str | os.PathLike, task_name: str, seed: int | None = N
         saved = Experiment.from_metadata(metadata)
     except ValueError as error:
         raise ValueError(f"load_resumable: expected the run's settings in {name!r}: {error}") from error
-    recorded = {"task": saved.task, "seed": saved.seed, **{key: getattr(saved, key) for key in MODEL_OPTIONS},
-                **asdict(saved.config)}
-    given = {"task": task_name, "seed": seed, **overrides}
+    recorded = {"task": saved.task, "seed": saved.seed, "task_options": dict(saved.task_options),
+                **{key: getattr(saved, key) for key in MODEL_OPTIONS}, **asdict(saved.config)}
+    given = {"task": task_name, "seed": seed, "task_options": dict(task_options) if task_options else None,
+             **overrides}
     contradictions = [f"{key} {value!r} (saved: {recorded[key]!r})" for key, value in given.items()
                       if key != "steps" and value is not None and value != recorded[key]]
     if contradictions:
@@ -117,7 +159,7 @@ class Result:
 
     experiment: Experiment
     task: Any
-    model: SequenceRegressor
+    model: Module
     history: History
     metrics: dict[str, float]
     seconds: float
@@ -125,16 +167,15 @@ class Result:
 
 
 def run(experiment: Experiment, *, on_step: Callable[[int, History], None] | None = None,
-        on_best: Callable[[SequenceRegressor, int, History], None] | None = None,
+        on_best: Callable[[Module, int, History], None] | None = None,
         on_checkpoint: Callable[[TrainState], None] | None = None, resume: TrainState | None = None) -> Result:
     """Build the model (initialised from the seed), train it, and evaluate it on the test set.
 
     ``on_step``, ``on_checkpoint`` and ``resume`` are :func:`bptt.train.fit.fit`'s; ``on_best`` also receives the
     model. ``seconds`` counts this call's training only, not the steps a resumed run did before.
     """
-    task = TASKS[experiment.task]()
-    model = SequenceRegressor(task.input_size, experiment.hidden_size, task.output_size, experiment.num_layers,
-                              cell=experiment.cell, rng=np.random.default_rng(experiment.seed))
+    task = make_task(experiment.task, experiment.seed, **experiment.task_options)
+    model = build_model(task, experiment)
     start = time.perf_counter()
     history = fit(model, task, experiment.config, experiment.seed, on_step=on_step,
                   on_best=None if on_best is None else (lambda step, h: on_best(model, step, h)),
