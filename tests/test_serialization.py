@@ -22,7 +22,7 @@ import bptt
 from bptt import GRU, LSTM, RNN, Linear, from_torch, load, save, to_torch
 from bptt.interop.io import load_arrays, save_arrays
 from bptt.layers.embedding import Embedding
-from bptt.layers.models import SequenceClassifier, SequenceRegressor
+from bptt.layers.models import LanguageModel, SequenceClassifier, SequenceRegressor
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -54,9 +54,10 @@ def recurrent_configs(draw, dtypes: tuple = (np.float64, np.float32)) -> tuple[s
 
 
 @st.composite
-def any_modules(draw) -> bptt.LSTM | Linear | Embedding | SequenceRegressor | SequenceClassifier:
+def any_modules(draw) -> bptt.LSTM | Linear | Embedding | SequenceRegressor | SequenceClassifier | LanguageModel:
     """A module of any class ``save`` knows, with random options and seeded random weights."""
-    kind = draw(st.sampled_from(["recurrent", "Linear", "Embedding", "SequenceRegressor", "SequenceClassifier"]))
+    kind = draw(st.sampled_from(["recurrent", "Linear", "Embedding", "SequenceRegressor", "SequenceClassifier",
+                                 "LanguageModel"]))
     seed = draw(st.integers(0, 2**32 - 1))
     dtype = draw(st.sampled_from([np.float64, np.float32]))
     if kind == "Linear":
@@ -70,6 +71,10 @@ def any_modules(draw) -> bptt.LSTM | Linear | Embedding | SequenceRegressor | Se
         return SequenceClassifier(draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3)),
                                   draw(st.integers(1, 2)), cell=draw(st.sampled_from(["lstm", "gru", "rnn"])),
                                   bidirectional=draw(st.booleans()), dtype=dtype, rng=seed)
+    if kind == "LanguageModel":
+        return LanguageModel(draw(st.integers(1, 6)), draw(st.integers(1, 4)), draw(st.integers(1, 4)),
+                             draw(st.integers(1, 2)), cell=draw(st.sampled_from(["lstm", "gru", "rnn"])),
+                             dropout=draw(st.sampled_from([0.0, 0.3])), dtype=dtype, rng=seed)
     if kind == "SequenceRegressor":
         return SequenceRegressor(draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3)),
                                  draw(st.integers(1, 3)), cell=draw(st.sampled_from(["lstm", "gru", "rnn"])),
@@ -84,6 +89,8 @@ def input_for(module, steps: int, batch: int, rng: np.random.Generator) -> np.nd
         return rng.standard_normal((steps, batch, module.in_features)).astype(module.dtype)
     if isinstance(module, Embedding):
         return rng.integers(0, module.num_embeddings, size=(steps, batch))
+    if isinstance(module, LanguageModel):
+        return rng.integers(0, module.vocab_size, size=(steps, batch))
     layer = module.rnn if isinstance(module, (SequenceRegressor, SequenceClassifier)) else module
     shape = (batch, steps, layer.input_size) if layer.batch_first else (steps, batch, layer.input_size)
     return rng.standard_normal(shape).astype(module.dtype)
@@ -96,11 +103,15 @@ def rel_err(actual: object, expected: object) -> float:
 
 
 def outputs(module, x: np.ndarray) -> list[np.ndarray]:
-    """Every array a forward pass returns (output and final states), with dropout switched off."""
+    """Every array a forward pass returns (output and final states; a language model's ``final_state``), with
+    dropout switched off."""
     layer = module.rnn if isinstance(module, (SequenceRegressor, SequenceClassifier)) else module
     if hasattr(layer, "eval"):
         layer.eval()
     result = module(x)
+    if isinstance(module, LanguageModel):
+        state = module.final_state
+        return [result, *(state if isinstance(state, tuple) else (state,))]
     if isinstance(result, np.ndarray):
         return [result]
     out, state = result
@@ -485,6 +496,10 @@ def test_converted_weights_are_copies():
     (from_torch, lambda: torch.nn.Linear(2, 3).to(torch.bfloat16), TypeError, "got bfloat16"),
     (to_torch, lambda: SequenceRegressor(2, 3, 1), ValueError,
      "to_torch: expected a layer of type LSTM, GRU, RNN, Linear, got SequenceRegressor"),
+    (to_torch, lambda: LanguageModel(5, 2, 3), ValueError,
+     "got LanguageModel; a composite model has no single torch twin: load its bptt.save file into a "
+     r"torch.nn.Module with the same attributes \(rnn and head, a LanguageModel's embedding too\)"),
+    (to_torch, lambda: Embedding(5, 2), ValueError, r"got Embedding\.$"),
     (to_torch, lambda: torch.nn.LSTM(2, 3), TypeError, "to_torch: expected a bptt layer, got LSTM"),
 ])
 def test_unsupported_conversions(convert, argument, error, message):

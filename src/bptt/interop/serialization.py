@@ -1,12 +1,15 @@
 """``save`` and ``load``: a layer or model as a safetensors file that PyTorch reads as a state dict.
 
-The file holds the parameters under PyTorch's names (``weight_ih_l0``, ...; a composite model,
-``SequenceRegressor`` or ``SequenceClassifier``, prefixes its children's, ``rnn.`` and ``head.``) and, in its
-string metadata, the class name and the constructor's configuration, so that :func:`load` rebuilds the same
-class with the same options. Nothing is pickled: the arrays are raw bytes, the metadata JSON. A bare
-LSTM/GRU/RNN file loads into the matching ``torch.nn`` module with
-``module.load_state_dict(safetensors.torch.load_file(path))``, a composite model's into a ``torch.nn.Module``
-with the attributes ``rnn`` and ``head``.
+The file holds the parameters under PyTorch's names (``weight_ih_l0``, ...; a composite model prefixes its
+children's: ``rnn.`` and ``head.`` for ``SequenceRegressor`` and ``SequenceClassifier``, ``embedding.``,
+``rnn.`` and ``head.`` for ``LanguageModel``) and, in its string metadata, the class name and the constructor's
+configuration, so that :func:`load` rebuilds the same class with the same options. Nothing is pickled: the
+arrays are raw bytes, the metadata JSON. A bare LSTM/GRU/RNN file loads into the matching ``torch.nn`` module
+with ``module.load_state_dict(safetensors.torch.load_file(path))``, a composite model's into a
+``torch.nn.Module`` with the same attributes (``embedding`` an ``nn.Embedding``, ``rnn`` the recurrent module,
+``head`` an ``nn.Linear``). Extra JSON metadata given to :func:`save` (a training run's settings, a character
+model's vocabulary) is kept beside the class and configuration; ``bptt.interop.io.load_arrays(path)[1]``
+reads it back.
 
 Examples
 --------
@@ -34,13 +37,13 @@ from bptt.layers.embedding import Embedding
 from bptt.layers.gru import GRU
 from bptt.layers.linear import Linear
 from bptt.layers.lstm import LSTM
-from bptt.layers.models import SequenceClassifier, SequenceRegressor
+from bptt.layers.models import LanguageModel, SequenceClassifier, SequenceRegressor
 from bptt.layers.module import Module
 from bptt.layers.rnn import RNN
 
 FORMAT = "bptt"
 CLASSES: dict[str, type[Module]] = {cls.__name__: cls for cls in (LSTM, GRU, RNN, Linear, Embedding, SequenceRegressor,
-                                                                   SequenceClassifier)}
+                                                                   SequenceClassifier, LanguageModel)}
 
 
 def _json_config(module: Module) -> dict:

@@ -6,9 +6,10 @@ parameter names, so a conversion is the constructor call with the other library'
 state-dict copy: the weights are copied bit for bit, never shared. The training/evaluation mode of a
 recurrent layer is carried over too (it decides whether dropout is applied).
 
-:class:`bptt.layers.models.SequenceRegressor` is left out, as PyTorch has no module of its shape: convert its
-``rnn`` and ``head`` one by one (its saved file loads into any ``torch.nn.Module`` with attributes ``rnn``
-and ``head``, see :mod:`bptt.interop.serialization`).
+The composite models of :mod:`bptt.layers.models` are left out, as PyTorch has no module of their shape:
+convert their ``rnn`` and ``head`` one by one, or load the file :func:`bptt.save` writes into any
+``torch.nn.Module`` with the same attributes (``rnn`` and ``head``, and ``embedding`` for a
+``LanguageModel``; see :mod:`bptt.interop.serialization`).
 
 PyTorch is imported only when a function is called; without it both raise ImportError.
 
@@ -90,15 +91,20 @@ def to_torch(layer: object):
     """The ``torch.nn`` twin of a bptt ``LSTM``, ``GRU``, ``RNN`` or ``Linear``: same options and mode, the
     layer's dtype, the same weights, on the CPU.
 
-    A bptt module without a twin (a ``SequenceRegressor``) raises ValueError, anything else TypeError.
+    A bptt module without a twin (a composite model, an ``Embedding``) raises ValueError, anything else
+    TypeError.
     PyTorch's own warnings pass through (e.g. for ``dropout > 0`` with one layer, where it has no effect).
     """
     torch = _import_torch("to_torch")
     if not isinstance(layer, Module):
         raise TypeError(f"to_torch: expected a bptt layer, got {type(layer).__name__}.")
     if type(layer) not in CONVERTIBLE.values():
-        raise ValueError(f"to_torch: expected a layer of type {', '.join(CONVERTIBLE)}, got {type(layer).__name__}; "
-                         "convert a SequenceRegressor's rnn and head one by one.")
+        hint = ("; a composite model has no single torch twin: load its bptt.save file into a torch.nn.Module "
+                "with the same attributes (rnn and head, a LanguageModel's embedding too), or convert its rnn and "
+                "head one by one"
+                if hasattr(layer, "rnn") else "")
+        raise ValueError(f"to_torch: expected a layer of type {', '.join(CONVERTIBLE)}, got {type(layer).__name__}"
+                         f"{hint}.")
     options = {key: value for key, value in layer.config().items() if key != "dtype"}
     module = getattr(torch.nn, type(layer).__name__)(**options, dtype=getattr(torch, np.dtype(layer.dtype).name))
     if isinstance(layer, RecurrentLayer):

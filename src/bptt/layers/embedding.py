@@ -92,7 +92,7 @@ class Embedding(Module):
 
     def forward(self, indices: object) -> NDArray:
         """The rows ``weight[indices]``, shape ``indices.shape + (E,)``: a new array, not a view."""
-        indices = _check_indices("Embedding.forward", indices, self.num_embeddings)
+        indices = check_indices("Embedding.forward", indices, self.num_embeddings)
         self._indices = indices
         return self.params["weight"][indices]       # forward: y[..., :] = W[idx[...], :]
 
@@ -126,21 +126,24 @@ def _check_padding_idx(where: str, padding_idx: object, num_embeddings: int) -> 
     return int(padding_idx) % num_embeddings
 
 
-def _check_indices(where: str, indices: object, num_embeddings: int) -> NDArray:
+def check_indices(where: str, indices: object, num_embeddings: int, name: str = "indices",
+                  size_name: str = "num_embeddings") -> NDArray:
     """``indices`` as a fresh ``intp`` array, after checking its dtype (integers only) and that every entry
-    is a row, ``0..V-1``; the copy keeps a later change to the caller's array out of the backward pass."""
-    array = as_array(where, "indices", indices)
+    is a row, ``0..V-1``; the copy keeps a later change to the caller's array out of the backward pass.
+    ``name`` and ``size_name`` are the caller's words for the indices and for V (a language model's
+    ``tokens`` and ``vocab_size``), so that the message speaks the caller's language."""
+    array = as_array(where, name, indices)
     if array.dtype.kind not in "iu":
         hint = ""
         if array.dtype.kind == "f" and array.size == 0:
             hint = " An empty list becomes float64: pass np.array([], dtype=int)."
         elif array.dtype.kind == "f":
             hint = " Convert whole-number floats with .astype(int)."
-        raise TypeError(f"{where}: expected indices of an integer dtype, got dtype {array.dtype}.{hint}")
+        raise TypeError(f"{where}: expected {name} of an integer dtype, got dtype {array.dtype}.{hint}")
     bad = (array < 0) | (array >= num_embeddings)
     if bad.any():
         position = tuple(int(k) for k in np.argwhere(bad)[0])
-        raise ValueError(f"{where}: expected indices in 0..{num_embeddings - 1} (num_embeddings="
+        raise ValueError(f"{where}: expected {name} in 0..{num_embeddings - 1} ({size_name}="
                          f"{num_embeddings}), got {array[position]} at position {position} (out of range: "
-                         f"{int(bad.sum())} of {array.size} indices).")
+                         f"{int(bad.sum())} of {array.size} {name}).")
     return np.array(array, dtype=np.intp, copy=True)

@@ -1,7 +1,10 @@
 """Composite models built from bptt layers: a recurrent stack with a dense head at every step
-(:class:`SequenceRegressor`, many-to-many) or on the final state (:class:`SequenceClassifier`, many-to-one)."""
+(:class:`SequenceRegressor`, many-to-many), on the final state (:class:`SequenceClassifier`, many-to-one), or
+read from token embeddings and predicting the next token at every step (:class:`LanguageModel`)."""
 
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +18,7 @@ from bptt._validation import (
     check_shape,
     resolve_rng,
 )
+from bptt.layers.embedding import Embedding, check_indices
 from bptt.layers.gru import GRU
 from bptt.layers.linear import Linear
 from bptt.layers.lstm import LSTM
@@ -199,3 +203,138 @@ class SequenceClassifier(Module):
         # the outputs out_t are not read: dL/dout_t = 0 at every step
         dx, _ = self.rnn.backward(np.zeros(self._out_shape, dtype=self.dtype), dhx)
         return dx
+
+
+class LanguageModel(Module):
+    r"""A recurrent language model: token embeddings, a recurrent stack and a dense head that gives the logits
+    of the next token at every step.
+
+    Shapes (T steps, N batch, V vocabulary, E embedding, H hidden, L layers): ``tokens (T, N)`` integers in
+    ``0..V-1``, or unbatched ``(T,)`` -> ``logits (T, N, V)`` or ``(T, V)``; states ``(L, N, H)`` or ``(L, H)``,
+    a pair ``(h, c)`` for an LSTM. Time-major only. ``cell`` picks the recurrent family: ``"lstm"`` (default),
+    ``"gru"`` or ``"rnn"``; ``dropout`` is applied between the stack's layers in training mode (:meth:`train`,
+    the default; :meth:`eval` turns it off). Parameters are the children's arrays under the prefixes
+    ``embedding.``, ``rnn.`` and ``head.`` (``params["embedding.weight"] is model.embedding.params["weight"]``),
+    so the keys are the state-dict keys of the equivalent PyTorch module with attributes ``embedding``
+    (``nn.Embedding(V, E)``), ``rnn`` (``nn.LSTM|GRU|RNN(E, H, L)``) and ``head`` (``nn.Linear(H, V)``). Init:
+    each child's own, as PyTorch's (the embedding :math:`\mathcal{N}(0, 1)`, the others uniform), drawn in
+    that order from one generator.
+
+    With :math:`x_{t,n}` the token at step :math:`t` of sequence :math:`n` and :math:`W_E` the embedding table,
+
+    .. math:: e_{t,n} = W_E[x_{t,n}], \qquad h_{t,n} = \mathrm{cell}(e_{t,n}, h_{t-1,n}), \qquad
+              z_{t,n} = W h_{t,n} + b,
+
+    and training minimises the softmax cross-entropy of the next token :math:`y_{t,n}` (usually
+    :math:`x_{t+1,n}`) averaged over every step of every sequence, as ``bptt.cross_entropy(logits, targets)``
+    and ``F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))`` compute it:
+
+    .. math:: L = -\frac{1}{TN} \sum_{t=1}^{T} \sum_{n=1}^{N} \log \mathrm{softmax}(z_{t,n})_{y_{t,n}},
+              \qquad \frac{\partial L}{\partial z_{t,n}} = \frac{1}{TN}
+              \big(\mathrm{softmax}(z_{t,n}) - \mathbf{1}_{y_{t,n}}\big).
+
+    :meth:`backward` takes :math:`\partial L / \partial z` for every step: the head turns it into
+    :math:`\partial L / \partial h_t`, BPTT through the stack into :math:`\partial L / \partial e_t`, and the
+    embedding scatter-adds that into the rows of the tokens read. The tokens have no gradient, and none flows
+    into the initial states: the truncation point of truncated BPTT.
+
+    ``forward(tokens, hx)`` starts from the states ``hx`` (zeros when omitted) and keeps the final states in
+    ``final_state``: feeding the next chunk of a long sequence with ``hx=model.final_state`` continues it
+    exactly (truncated BPTT), and so does feeding one token at a time (sampling).
+
+    Examples
+    --------
+    >>> model = LanguageModel(10, 4, 8, rng=0)
+    >>> tokens = np.array([[1, 2], [3, 4], [5, 6]])           # T = 3 steps of N = 2 sequences
+    >>> logits = model(tokens)
+    >>> logits.shape
+    (3, 2, 10)
+    >>> model.backward(np.ones_like(logits) / logits.size)    # fills model.grads, returns None
+    >>> model.grads["embedding.weight"][[0, 1]].any(axis=1)   # token 0 was not read: its row has no gradient
+    array([False,  True])
+    >>> h, c = model.final_state                              # an LSTM's pair, (L, N, H) each
+    >>> model(np.array([[7, 8]]), hx=model.final_state).shape  # the sequences go on
+    (1, 2, 10)
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, num_layers: int = 1, *,
+                 cell: str = "lstm", dropout: float = 0.0, dtype: object = np.float64, rng: object = None) -> None:
+        where = "LanguageModel"
+        self.cell = _check_cell(where, cell)
+        for name, size in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim),
+                           ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            check_positive_int(where, name, size)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
+            raise TypeError(f"{where}: expected dropout to be a real number, got {type(dropout).__name__}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{where}: expected dropout in [0, 1), got {dropout!r}.")
+        self.dtype = check_dtype(where, dtype)
+        generator = resolve_rng(where, rng)
+        self.embedding = Embedding(vocab_size, embedding_dim, dtype=self.dtype, rng=generator)
+        self.rnn = CELLS[cell](embedding_dim, hidden_size, num_layers=num_layers, dropout=float(dropout),
+                               dtype=self.dtype, rng=generator)
+        self.head = Linear(hidden_size, vocab_size, dtype=self.dtype, rng=generator)
+        children = {"embedding": self.embedding, "rnn": self.rnn, "head": self.head}
+        self.params = {f"{prefix}.{k}": v for prefix, child in children.items() for k, v in child.params.items()}
+        self.grads = {f"{prefix}.{k}": v for prefix, child in children.items() for k, v in child.grads.items()}
+        self.final_state = None
+        self._logits_shape: tuple[int, ...] | None = None    # the last forward pass's logits shape
+
+    @property
+    def vocab_size(self) -> int:
+        return self.embedding.num_embeddings
+
+    @property
+    def training(self) -> bool:
+        """Whether dropout is active (the stack's mode)."""
+        return self.rnn.training
+
+    def config(self) -> dict:
+        """The constructor's arguments (without ``rng``): ``type(m)(**m.config())`` builds the same shape."""
+        return {"vocab_size": self.vocab_size, "embedding_dim": self.embedding.embedding_dim,
+                "hidden_size": self.rnn.hidden_size, "num_layers": self.rnn.num_layers, "cell": self.cell,
+                "dropout": self.rnn.dropout, "dtype": self.dtype}
+
+    def train(self, mode: bool = True) -> LanguageModel:
+        """Training mode (dropout between the stack's layers, the default) or, with ``mode=False``, evaluation
+        mode."""
+        self.rnn.train(check_bool("LanguageModel.train", "mode", mode))
+        return self
+
+    def eval(self) -> LanguageModel:
+        """Evaluation mode: no dropout, the same logits for the same tokens and states."""
+        return self.train(False)
+
+    def forward(self, tokens: object, hx: object = None) -> NDArray:
+        """Logits ``(T, N, V)`` of the next token at every step (``(T, V)`` for unbatched ``tokens (T,)``),
+        starting from the states ``hx`` (zeros when omitted); the final states are kept in ``final_state``."""
+        where = "LanguageModel.forward"
+        self._logits_shape = None     # until this pass succeeds: a failed one may have changed a child's cache
+        tokens = check_indices(where, tokens, self.vocab_size, "tokens", "vocab_size")
+        if tokens.ndim not in (1, 2):
+            raise ValueError(f"{where}: expected tokens of shape (T, N) or unbatched (T,), got "
+                             f"{tokens.shape}.")
+        if tokens.size == 0:
+            raise ValueError(f"{where}: expected tokens with at least one step and one sequence, got shape "
+                             f"{tokens.shape}.")
+        out, final_state = self.rnn(self.embedding(tokens), hx)
+        logits = self.head(out)
+        self.final_state = final_state
+        self._logits_shape = logits.shape
+        return logits
+
+    def backward(self, dlogits: object) -> None:
+        """Given dL/dlogits (the logits' shape), add every parameter gradient into ``grads``: head, stack and
+        embedding. Tokens are not differentiable and the initial states get no gradient: returns None."""
+        where = "LanguageModel.backward"
+        if self._logits_shape is None:
+            raise ValueError(f"{where}: expected a forward pass first, got none.")
+        dlogits = as_float_array(where, "dlogits", dlogits, self.dtype, copy=False)
+        check_shape(where, "dlogits", dlogits, self._logits_shape,
+                    "dlogits must have the shape of the logits, tokens.shape + (vocab_size,).")
+        # z_t = W h_t + b:  dL/dh_t = dL/dz_t W  (every step at once)
+        dout = self.head.backward(dlogits)
+        # BPTT through the stack; the gradient of the initial states is dropped (truncation point)
+        dembedded, _ = self.rnn.backward(dout)
+        # e_t = W_E[x_t]:  dL/dW_E[v] = sum of dL/de_t over the steps that read token v
+        self.embedding.backward(dembedded)
