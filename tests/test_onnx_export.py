@@ -1,6 +1,7 @@
 """export_onnx and ``bptt export``: the exported file, run by onnxruntime in float32, against bptt's float64
 forward pass."""
 
+import re
 import sys
 
 import numpy as np
@@ -10,20 +11,25 @@ import pytest
 
 from bptt import GRU, LSTM, RNN, Linear, save
 from bptt.cli import main
-from bptt.interop.onnx_export import export_onnx
-from bptt.layers.models import SequenceRegressor
+from bptt.interop.onnx_export import describe_inputs, export_onnx
+from bptt.layers.models import LanguageModel, SequenceClassifier, SequenceRegressor
 
 T, N, I, H = 5, 3, 4, 6
+C, V, E = 3, 11, 5  # classes; a language model's vocabulary and embedding
 TOLERANCE = 1e-4  # float32 graph against the float64 reference
+RELATIVE_TOLERANCE = 1e-5  # ... as a fraction of the largest reference entry
 FAMILIES = {"lstm": (LSTM, {}), "gru": (GRU, {}), "rnn-tanh": (RNN, {"nonlinearity": "tanh"}),
             "rnn-relu": (RNN, {"nonlinearity": "relu"})}
 
 
-def run_onnx(path, x):
-    """The exported model's outputs on ``x`` (cast to float32), by output name."""
+def run_onnx(path, x=None, **feed):
+    """The exported model's outputs, by output name, on ``x`` (cast to float32) as ``"input"`` and the
+    other inputs in ``feed``, passed as they are."""
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [output.name for output in session.get_outputs()]
-    return dict(zip(names, session.run(None, {"input": x.astype(np.float32)}), strict=True))
+    if x is not None:
+        feed["input"] = x.astype(np.float32)
+    return dict(zip(names, session.run(None, feed), strict=True))
 
 
 def reference_outputs(layer, x):
@@ -38,6 +44,17 @@ def largest_error(got, expected):
     for name, value in expected.items():
         assert got[name].shape == value.shape, name
     return max(float(np.abs(got[name] - value).max()) for name, value in expected.items())
+
+
+def largest_relative_error(got, expected):
+    """``largest_error`` output by output as a fraction of the output's largest reference entry."""
+    largest_error(got, expected)
+    return max(float(np.abs(got[name] - value).max() / np.abs(value).max()) for name, value in expected.items())
+
+
+def state_outputs(states):
+    """A language model's ``final_state`` under the graph's output names."""
+    return dict(zip(["h_n", "c_n"], states if isinstance(states, tuple) else (states,), strict=False))
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
@@ -88,6 +105,60 @@ def test_float32_layer_and_dropout_export_the_inference_pass(tmp_path):
     assert largest_error(got, reference_outputs(layer.eval(), x)) <= TOLERANCE
 
 
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_classifier_matches_onnxruntime_with_and_without_lengths(tmp_path, cell, bidirectional, num_layers):
+    model = SequenceClassifier(I, H, C, num_layers, cell=cell, bidirectional=bidirectional, rng=16)
+    path = export_onnx(model, tmp_path / "classifier.onnx")
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    x = np.random.default_rng(17).standard_normal((T, N, I))     # padded: noise after each sequence's length
+    lengths = np.array([T, 1, 3])
+    packed = model(x, lengths)
+    assert np.abs(packed - model(x)).max() > 1e-3                # the lengths change the logits
+    assert largest_relative_error(run_onnx(path, x), {"logits": model(x)}) <= RELATIVE_TOLERANCE
+    got = run_onnx(path, x, sequence_lens=lengths.astype(np.int32))
+    assert largest_relative_error(got, {"logits": packed}) <= RELATIVE_TOLERANCE
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_language_model_matches_onnxruntime_in_one_pass_and_in_chunks(tmp_path, cell, num_layers):
+    model = LanguageModel(V, E, H, num_layers, cell=cell, dropout=0.5, rng=18)   # training mode: dropout on
+    path = export_onnx(model, tmp_path / "lm.onnx")
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    model.eval()                                                  # the graph is the inference pass
+    tokens = np.random.default_rng(19).integers(0, V, size=(T, N))
+    expected = {"logits": model(tokens), **state_outputs(model.final_state)}
+    assert largest_relative_error(run_onnx(path, tokens=tokens), expected) <= RELATIVE_TOLERANCE
+    # two chunks: the first one's final states, carried through onnxruntime as h0 (and c0), start the second
+    first = run_onnx(path, tokens=tokens[:2])
+    carried = {f"{name[0]}0": first[name] for name in state_outputs(model.final_state)}
+    second = run_onnx(path, tokens=tokens[2:], **carried)
+    model(tokens[:2])
+    expected = {"logits": model(tokens[2:], hx=model.final_state), **state_outputs(model.final_state)}
+    assert largest_relative_error(second, expected) <= RELATIVE_TOLERANCE
+
+
+@pytest.mark.parametrize("module, expected", [
+    (GRU(I, H, num_layers=2, rng=0), "inputs: input (T, N, 4) float32"),
+    (SequenceRegressor(I, H, 2, rng=0), "inputs: input (T, N, 4) float32"),
+    (SequenceClassifier(I, H, C, bidirectional=True, rng=0),
+     "inputs: input (T, N, 4) float32, optional sequence_lens (N,) int32 (1..T, default T)"),
+    (LanguageModel(V, E, H, 2, cell="rnn", rng=0),
+     "inputs: tokens (T, N) int64 (0..10), optional h0 (2, N, 6) float32 (default zeros)"),
+    (LanguageModel(V, E, H, 3, rng=0), "inputs: tokens (T, N) int64 (0..10), optional h0 (3, N, 6) float32 "
+                                       "(default zeros), optional c0 (3, N, 6) float32 (default zeros)"),
+], ids=["gru", "regressor", "classifier", "rnn-lm", "lstm-lm"])
+def test_describe_inputs_says_what_the_file_takes(tmp_path, module, expected):
+    assert describe_inputs(module) == expected
+    session = onnxruntime.InferenceSession(str(export_onnx(module, tmp_path / "model.onnx")),
+                                           providers=["CPUExecutionProvider"])
+    described = re.findall(r"(?:inputs: |, )(optional )?(\w+) \(", expected)
+    assert described == [("optional " if graph_input.type.startswith("optional(") else "", graph_input.name)
+                         for graph_input in session.get_inputs()]
+
+
 def test_older_opset_runs_the_same(tmp_path):
     layer = LSTM(I, H, bidirectional=True, rng=11)
     path = export_onnx(layer, tmp_path / "lstm.onnx", opset=14)
@@ -101,7 +172,12 @@ def test_older_opset_runs_the_same(tmp_path):
      r"expected an LSTM without projection \(proj_size=0\), got proj_size=2; ONNX's LSTM operator has no projection"),
     (SequenceRegressor(I, H, 1, rng=0), {"opset": 13}, ValueError, r"expected opset between 14 and \d+, got 13"),
     (GRU(I, H, rng=0), {"opset": "17"}, TypeError, "expected opset to be an int, got str"),
-    (Linear(I, H, rng=0), {}, TypeError, "expected an LSTM, GRU, RNN or SequenceRegressor, got Linear"),
+    (SequenceClassifier(I, H, C, rng=0), {"opset": 14}, ValueError,
+     r"expected opset between 15 and \d+ for a SequenceClassifier \(its optional inputs need opset 15\), got 14"),
+    (LanguageModel(V, E, H, rng=0), {"opset": 14}, ValueError,
+     r"expected opset between 15 and \d+ for a LanguageModel"),
+    (Linear(I, H, rng=0), {}, TypeError,
+     "expected an LSTM, GRU, RNN, SequenceRegressor, SequenceClassifier or LanguageModel, got Linear"),
 ])
 def test_refusals_name_the_reason_and_write_nothing(tmp_path, module, options, error, message):
     with pytest.raises(error, match=f"^export_onnx: {message}"):
@@ -126,6 +202,25 @@ def test_cli_export_writes_a_model_onnxruntime_runs(tmp_path, capsys, module):
     x = np.random.default_rng(15).standard_normal((T, N, I))
     expected = reference_outputs(module, x) if isinstance(module, LSTM) else {"output": module(x)}
     assert largest_error(run_onnx(out, x), expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize("module", [SequenceClassifier(I, H, C, 2, cell="gru", bidirectional=True, rng=20),
+                                    LanguageModel(V, E, H, 2, rng=21)], ids=["classifier", "language-model"])
+def test_cli_export_writes_composite_models_and_says_their_inputs(tmp_path, capsys, module):
+    checkpoint = save(module, tmp_path / "model.safetensors")
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(checkpoint), str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.count("\n") == 1 and f"wrote {out}" in stdout and describe_inputs(module) in stdout
+    rng = np.random.default_rng(22)
+    if isinstance(module, SequenceClassifier):
+        x, lengths = rng.standard_normal((T, N, I)), np.array([2, T, 1])
+        got, expected = run_onnx(out, x, sequence_lens=lengths.astype(np.int32)), {"logits": module(x, lengths)}
+    else:
+        tokens, hx = rng.integers(0, V, size=(T, N)), tuple(rng.standard_normal((2, 2, N, H)))
+        got = run_onnx(out, tokens=tokens, h0=hx[0].astype(np.float32), c0=hx[1].astype(np.float32))
+        expected = {"logits": module.eval()(tokens, hx=hx), **state_outputs(module.final_state)}
+    assert largest_relative_error(got, expected) <= RELATIVE_TOLERANCE
 
 
 @pytest.mark.parametrize("write_checkpoint, message", [

@@ -19,7 +19,7 @@ import numpy as np
 from bptt import __version__
 from bptt.check.layercheck import check_layer
 from bptt.interop.io import atomic_write_bytes, remove_interrupted_writes
-from bptt.interop.onnx_export import DEFAULT_OPSET, export_onnx
+from bptt.interop.onnx_export import DEFAULT_OPSET, describe_inputs, export_onnx
 from bptt.interop.serialization import load, save
 from bptt.layers.gru import GRU
 from bptt.layers.lstm import LSTM
@@ -318,8 +318,8 @@ def export_command(args: argparse.Namespace) -> int:
     except (ImportError, TypeError, ValueError) as error:
         print(f"bptt export: {error}", file=sys.stderr)
         return 2
-    print(f"bptt export | wrote {path}: the {type(module).__name__} of {args.checkpoint} as ONNX opset {args.opset}, "
-          f"input (T, N, {module.config()['input_size']}) float32")
+    print(f"bptt export | wrote {path}: the {type(module).__name__} of {args.checkpoint} as ONNX opset {args.opset}; "
+          f"{describe_inputs(module)}")
     return 0
 
 

@@ -1,4 +1,5 @@
-r"""``export_onnx``: an LSTM, GRU or RNN stack, or a :class:`~bptt.layers.models.SequenceRegressor`, as an ONNX file.
+r"""``export_onnx``: a recurrent stack or one of bptt's composite models as an ONNX file; ``describe_inputs``:
+what the exported graph takes, in words.
 
 Each recurrent layer becomes one of ONNX's own ``LSTM``, ``GRU`` or ``RNN`` operators (both directions in
 one operator when the layer is bidirectional), so any ONNX runtime runs the model with its fused kernels.
@@ -12,27 +13,55 @@ What differs between PyTorch's layout and ONNX's is settled here, once:
   :math:`n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn}))`: ONNX's ``linear_before_reset=1``.
 - **Stacking.** ONNX's ``Y`` is ``(T, D, N, H)``; a Transpose and a Reshape make it ``(T, N, D*H)``, the next
   layer's input (and the graph's output after the last layer). The final states of all layers are
-  concatenated to ``(L*D, N, H)``, PyTorch's order (layer-major, forward direction first).
+  concatenated to ``(L*D, N, H)``, PyTorch's order (layer-major, forward direction first); initial states
+  ``(L*D, N, H)`` are sliced the other way, ``D`` rows per layer.
+- **Lengths.** A classifier's ``sequence_lens`` goes to every layer's operator, which then stops each sequence
+  at its own length: its ``Y_h`` is the state at step :math:`\ell_n` (the reverse direction's at step 1),
+  bptt's packed-sequence semantics. The head reads the last layer's ``Y_h`` ``(D, N, H)`` as ``(N, D*H)``,
+  forward direction first: PyTorch's ``cat(h_n[-2], h_n[-1])``.
+- **Optional inputs.** ``sequence_lens``, ``h0`` and ``c0`` are inputs of ONNX's Optional type (opset 15 and
+  later): an ``If`` on ``OptionalHasElement`` takes the tensor given or builds the default (every sequence
+  full; zero states). In onnxruntime, leave them out of the feed (or feed None).
+- **Embedding.** A ``Gather`` of the table's rows by the int64 tokens.
 
-The graph is float32 whatever the module's dtype; dropout, an inference no-op, is left out.
+The graphs (T and N symbolic; I input, H hidden, L layers, D directions, O outputs, C classes, V vocabulary;
+``?`` marks an optional input), as :func:`describe_inputs` states them:
+
+==================  ===============================================  ==================================================
+module              inputs                                           outputs
+==================  ===============================================  ==================================================
+LSTM, GRU, RNN      ``input (T, N, I)`` float32                      ``output (T, N, D*H)``, ``h_n (L*D, N, H)``, and
+                                                                     ``c_n (L*D, N, H)`` for an LSTM
+SequenceRegressor   ``input (T, N, I)`` float32                      ``output (T, N, O)``
+SequenceClassifier  ``input (T, N, I)`` float32,                     ``logits (N, C)``
+                    ``sequence_lens? (N,)`` int32 in 1..T
+LanguageModel       ``tokens (T, N)`` int64 in 0..V-1,               ``logits (T, N, V)``, ``h_n (L, N, H)``, and
+                    ``h0? (L, N, H)``, ``c0? (L, N, H)`` (LSTM)      ``c_n (L, N, H)`` for an LSTM
+==================  ===============================================  ==================================================
+
+Every float is float32 whatever the module's dtype; dropout, an inference no-op, is left out.
 """
 
 from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bptt import __version__
 from bptt.interop.io import atomic_write_bytes
-from bptt.layers.models import SequenceRegressor
+from bptt.layers.linear import Linear
+from bptt.layers.models import LanguageModel, SequenceClassifier, SequenceRegressor
 from bptt.layers.recurrent import RecurrentLayer
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 14  # the opset of the current LSTM, GRU and RNN operator definitions
+OPTIONAL_OPSET = 15  # the first with OptionalHasElement and OptionalGetElement: graphs with optional inputs
 
 # ONNX's gate blocks, each given as the index of the same gate in PyTorch's row order.
 GATE_ORDER = {
@@ -41,6 +70,69 @@ GATE_ORDER = {
     "RNN": (0,),
 }
 ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu"}
+EXPORTABLE = (RecurrentLayer, SequenceRegressor, SequenceClassifier, LanguageModel)
+Exportable = RecurrentLayer | SequenceRegressor | SequenceClassifier | LanguageModel
+
+
+class _Tensor(NamedTuple):
+    """One input or output of an exported graph."""
+
+    name: str
+    dtype: str                        # "float32", "int32" or "int64"
+    shape: tuple[int | str, ...]      # ints fixed, strings symbolic
+    optional: bool = False            # an input of ONNX's Optional type, which the caller may leave out
+    note: str = ""                    # the valid values, or an optional input's default
+
+    def describe(self) -> str:
+        dims = ", ".join(str(d) for d in self.shape) + ("," if len(self.shape) == 1 else "")
+        note = f" ({self.note})" if self.note else ""
+        return f"{'optional ' if self.optional else ''}{self.name} ({dims}) {self.dtype}{note}"
+
+
+def _check_exportable(where: str, module: object) -> RecurrentLayer:
+    """The module's recurrent stack, or an error saying why it has no ONNX equivalent."""
+    if not isinstance(module, EXPORTABLE):
+        raise TypeError(f"{where}: expected an LSTM, GRU, RNN, SequenceRegressor, SequenceClassifier or "
+                        f"LanguageModel, got {type(module).__name__}.")
+    layer = module if isinstance(module, RecurrentLayer) else module.rnn
+    if layer.proj_size:
+        raise ValueError(f"{where}: expected an LSTM without projection (proj_size=0), got proj_size="
+                         f"{layer.proj_size}; ONNX's LSTM operator has no projection, so it cannot be exported.")
+    return layer
+
+
+def _signature(module: Exportable) -> tuple[list[_Tensor], list[_Tensor]]:
+    """The inputs and outputs of ``module``'s graph, in order (``module`` already checked)."""
+    layer = module if isinstance(module, RecurrentLayer) else module.rnn
+    D, H = layer.num_directions, layer.hidden_size
+    states = [_Tensor(f"{s}_n", "float32", (layer.num_layers * D, "N", H)) for s in layer.family.state_names]
+    sequence = _Tensor("input", "float32", ("T", "N", layer.input_size))
+    if isinstance(module, RecurrentLayer):
+        return [sequence], [_Tensor("output", "float32", ("T", "N", D * H)), *states]
+    if isinstance(module, SequenceRegressor):
+        return [sequence], [_Tensor("output", "float32", ("T", "N", module.head.out_features))]
+    if isinstance(module, SequenceClassifier):
+        lengths = _Tensor("sequence_lens", "int32", ("N",), optional=True, note="1..T, default T")
+        return [sequence, lengths], [_Tensor("logits", "float32", ("N", module.head.out_features))]
+    V = module.vocab_size
+    tokens = _Tensor("tokens", "int64", ("T", "N"), note=f"0..{V - 1}")
+    initial = [_Tensor(f"{s}0", "float32", state.shape, optional=True, note="default zeros")
+               for s, state in zip(layer.family.state_names, states, strict=True)]
+    return [tokens, *initial], [_Tensor("logits", "float32", ("T", "N", V)), *states]
+
+
+def describe_inputs(module: Exportable) -> str:
+    """What the graph that :func:`export_onnx` writes for ``module`` takes, in words.
+
+    Examples
+    --------
+    >>> from bptt.layers.models import SequenceClassifier
+    >>> describe_inputs(SequenceClassifier(3, 8, 4, rng=0))
+    'inputs: input (T, N, 3) float32, optional sequence_lens (N,) int32 (1..T, default T)'
+    """
+    _check_exportable("describe_inputs", module)
+    inputs, _ = _signature(module)
+    return "inputs: " + ", ".join(tensor.describe() for tensor in inputs)
 
 
 def _reorder_gates(array: NDArray, order: tuple[int, ...]) -> NDArray:
@@ -76,71 +168,170 @@ def _operator_attributes(layer: RecurrentLayer) -> dict[str, object]:
 
 
 class _Graph:
-    """The nodes and initializers of a graph under construction, with ``onnx`` imported by the caller."""
+    """The nodes and initializers of a graph under construction, with ``onnx`` imported by the caller. A
+    branch (the body of an ``If``) has nodes of its own and puts its constants in the main graph's
+    initializers, which it sees from the outer scope."""
 
-    def __init__(self, onnx: object) -> None:
+    def __init__(self, onnx: object, initializers: list[object] | None = None) -> None:
         self.onnx = onnx
         self.nodes: list[object] = []
-        self.initializers: list[object] = []
+        self.initializers: list[object] = [] if initializers is None else initializers
 
     def constant(self, name: str, array: NDArray) -> str:
         self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         return name
 
     def node(self, op_type: str, inputs: list[str], outputs: list[str], **attributes: object) -> list[str]:
-        """Add a node named after its first output; return its outputs."""
-        self.nodes.append(self.onnx.helper.make_node(op_type, inputs, outputs, name=outputs[0], **attributes))
+        """Add a node named after its first output that is not left out; return its outputs."""
+        name = next(output for output in outputs if output)
+        self.nodes.append(self.onnx.helper.make_node(op_type, inputs, outputs, name=name, **attributes))
         return outputs
 
-    def recurrent_stack(self, layer: RecurrentLayer, x: str, output: str) -> dict[str, list[str]]:
-        """Add ``layer``'s operators reading ``x`` ``(T, N, I)`` and writing ``output`` ``(T, N, D*H)``; return
-        each final state's name (``h_n``, ``c_n`` for an LSTM) mapped to its per-layer ``(D, N, H)`` tensors."""
-        state_names = [f"{name}_n" for name in layer.family.state_names]
-        finals: dict[str, list[str]] = {name: [] for name in state_names}
-        feature_shape = self.constant("feature_shape", np.array([0, 0, -1], dtype=np.int64))  # (T, N, D*H)
+    def value_info(self, tensor: _Tensor, name: str | None = None) -> object:
+        """``tensor``'s type as a graph input or output, under ``name`` (default: its own)."""
+        element = {"float32": self.onnx.TensorProto.FLOAT, "int32": self.onnx.TensorProto.INT32,
+                   "int64": self.onnx.TensorProto.INT64}[tensor.dtype]
+        type_proto = self.onnx.helper.make_tensor_type_proto(element, list(tensor.shape))
+        if tensor.optional:
+            type_proto = self.onnx.helper.make_optional_type_proto(type_proto)
+        return self.onnx.helper.make_value_info(name or tensor.name, type_proto)
+
+    def batch_size(self, x: str, output: str) -> str:
+        """Add ``output``: ``[N]``, the second dimension of ``x``, as a 1-D int64 tensor."""
+        return self.node("Shape", [x], [output], start=1, end=2)[0]
+
+    def optional_input(self, tensor: _Tensor, default: Callable[[_Graph], str]) -> str:
+        """The value of the optional graph input ``tensor``: the tensor given, or the one ``default`` adds to
+        a branch when it is left out. ``OptionalHasElement`` picks the branch of an ``If``."""
+        helper = self.onnx.helper
+        (given,) = self.node("OptionalHasElement", [tensor.name], [f"{tensor.name}_given"])
+        present = _Graph(self.onnx, self.initializers)
+        (value,) = present.node("OptionalGetElement", [tensor.name], [f"{tensor.name}_value"])
+        absent = _Graph(self.onnx, self.initializers)
+        fallback = default(absent)
+        plain = tensor._replace(optional=False)
+        branches = {f"{branch}_branch": helper.make_graph(graph.nodes, f"{tensor.name}_{branch}", [],
+                                                          [self.value_info(plain, output)])
+                    for branch, graph, output in (("then", present, value), ("else", absent, fallback))}
+        (chosen,) = self.node("If", [given], [f"{tensor.name}_or_default"], **branches)
+        return chosen
+
+    def linear(self, head: Linear, x: str, output: str) -> str:
+        """Add ``y = x W^T + b`` (a MatMul, then an Add when the head has a bias) reading ``x`` ``(*, in)``."""
+        weight = self.constant("head.weight_T", head.params["weight"].T.astype(np.float32))
+        (y,) = self.node("MatMul", [x, weight], ["head_matmul" if head.bias else output])
+        if head.bias:
+            self.node("Add", [y, self.constant("head.bias", head.params["bias"].astype(np.float32))], [output])
+        return output
+
+    def recurrent_stack(self, layer: RecurrentLayer, x: str, output: str | None, *, sequence_lens: str = "",
+                        initial: dict[str, str] | None = None) -> dict[str, list[str]]:
+        """Add ``layer``'s operators reading ``x`` ``(T, N, I)`` and writing ``output`` ``(T, N, D*H)`` (None: the
+        last layer's ``Y`` is left out); return each final state's name (``h_n``, ``c_n`` for an LSTM) mapped to
+        its per-layer ``(D, N, H)`` tensors. ``sequence_lens`` ``(N,)`` int32 goes to every layer; ``initial``
+        maps state names (``h``, ``c``) to ``(L*D, N, H)`` initial states, D rows of which go to each layer."""
+        names = layer.family.state_names
+        finals: dict[str, list[str]] = {f"{name}_n": [] for name in names}
+        feature_shape, D = "", layer.num_directions
         for k in range(layer.num_layers):
             W, R, B = _onnx_weights(layer, k)
-            inputs = [x, self.constant(f"W_l{k}", W), self.constant(f"R_l{k}", R), self.constant(f"B_l{k}", B)]
-            sequence, *states = self.node(layer.family.name, inputs, [f"Y_l{k}"] + [f"{s}_l{k}" for s in state_names],
-                                          **_operator_attributes(layer))
-            for name, state in zip(state_names, states, strict=True):
+            inputs = [x, self.constant(f"W_l{k}", W), self.constant(f"R_l{k}", R), self.constant(f"B_l{k}", B),
+                      sequence_lens]
+            for name in names if initial is not None else ():       # rows k*D .. (k+1)*D - 1 of each state
+                rows = [self.constant(f"{name}0_l{k}_{end}", np.array([row], dtype=np.int64))
+                        for end, row in (("start", k * D), ("end", (k + 1) * D))]
+                inputs += self.node("Slice", [initial[name], *rows], [f"{name}0_l{k}"])
+            last = k == layer.num_layers - 1
+            sequence = "" if last and output is None else f"Y_l{k}"
+            _, *states = self.node(layer.family.name, inputs, [sequence] + [f"{s}_n_l{k}" for s in names],
+                                   **_operator_attributes(layer))
+            for name, state in zip(finals, states, strict=True):
                 finals[name].append(state)
-            (batch_major,) = self.node("Transpose", [sequence], [f"Y_l{k}_TNDH"], perm=[0, 2, 1, 3])
-            x = output if k == layer.num_layers - 1 else f"out_l{k}"
-            self.node("Reshape", [batch_major, feature_shape], [x])
+            if sequence:
+                feature_shape = feature_shape or self.constant("feature_shape", np.array([0, 0, -1], dtype=np.int64))
+                (batch_major,) = self.node("Transpose", [sequence], [f"Y_l{k}_TNDH"], perm=[0, 2, 1, 3])
+                x = output if last else f"out_l{k}"
+                self.node("Reshape", [batch_major, feature_shape], [x])
         return finals
 
 
-def _check_exportable(where: str, module: object) -> RecurrentLayer:
-    """The module's recurrent stack, or an error saying why it has no ONNX equivalent."""
-    if not isinstance(module, (RecurrentLayer, SequenceRegressor)):
-        raise TypeError(f"{where}: expected an LSTM, GRU, RNN or SequenceRegressor, got {type(module).__name__}.")
-    layer = module.rnn if isinstance(module, SequenceRegressor) else module
-    if layer.proj_size:
-        raise ValueError(f"{where}: expected an LSTM without projection (proj_size=0), got proj_size="
-                         f"{layer.proj_size}; ONNX's LSTM operator has no projection, so it cannot be exported.")
-    return layer
+def _layer_nodes(graph: _Graph, layer: RecurrentLayer) -> None:
+    for name, states in graph.recurrent_stack(layer, "input", "output").items():
+        graph.node("Concat", states, [name], axis=0)
 
 
-def export_onnx(module: RecurrentLayer | SequenceRegressor, path: str | os.PathLike, *,
-                opset: int = DEFAULT_OPSET) -> Path:
+def _regressor_nodes(graph: _Graph, model: SequenceRegressor) -> None:
+    graph.recurrent_stack(model.rnn, "input", "features")
+    graph.linear(model.head, "features", "output")
+
+
+def _classifier_nodes(graph: _Graph, model: SequenceClassifier) -> None:
+    def full_lengths(branch: _Graph) -> str:
+        """``(N,)`` int32, every entry T: each sequence runs to the end."""
+        (steps,) = branch.node("Shape", ["input"], ["input_T"], start=0, end=1)
+        (steps32,) = branch.node("Cast", [steps], ["input_T_int32"], to=branch.onnx.TensorProto.INT32)
+        return branch.node("Expand", [steps32, branch.batch_size("input", "input_N")], ["sequence_lens_full"])[0]
+
+    lengths = graph.optional_input(_signature(model)[0][1], full_lengths)
+    finals = graph.recurrent_stack(model.rnn, "input", None, sequence_lens=lengths)
+    # f = [h_n[-D], ..., h_n[-1]]: the last layer's Y_h (D, N, H) as (N, D*H), forward direction first
+    (batch_major,) = graph.node("Transpose", [finals["h_n"][-1]], ["h_n_last_NDH"], perm=[1, 0, 2])
+    graph.node("Reshape", [batch_major, graph.constant("head_shape", np.array([0, -1], dtype=np.int64))],
+               ["features"])
+    graph.linear(model.head, "features", "logits")
+
+
+def _zero_state(tensor: _Tensor) -> Callable[[_Graph], str]:
+    """The default of a language model's optional initial state ``tensor`` ``(L, N, H)``: zeros."""
+    def zeros(branch: _Graph) -> str:
+        L = branch.constant(f"{tensor.name}_L", np.array([tensor.shape[0]], dtype=np.int64))
+        H = branch.constant(f"{tensor.name}_H", np.array([tensor.shape[2]], dtype=np.int64))
+        N = branch.batch_size("tokens", f"{tensor.name}_N")
+        (shape,) = branch.node("Concat", [L, N, H], [f"{tensor.name}_shape"], axis=0)
+        zero = branch.onnx.numpy_helper.from_array(np.zeros(1, dtype=np.float32))
+        return branch.node("ConstantOfShape", [shape], [f"{tensor.name}_zeros"], value=zero)[0]
+    return zeros
+
+
+def _language_model_nodes(graph: _Graph, model: LanguageModel) -> None:
+    table = graph.constant("embedding.weight", model.embedding.params["weight"].astype(np.float32))
+    graph.node("Gather", [table, "tokens"], ["embedded"], axis=0)        # e_t = W_E[x_t], (T, N, E)
+    _, *states = _signature(model)[0]                                     # h0 (and c0), (L, N, H)
+    initial = {name: graph.optional_input(tensor, _zero_state(tensor))
+               for name, tensor in zip(model.rnn.family.state_names, states, strict=True)}
+    finals = graph.recurrent_stack(model.rnn, "embedded", "features", initial=initial)
+    for name, tensors in finals.items():
+        graph.node("Concat", tensors, [name], axis=0)
+    graph.linear(model.head, "features", "logits")
+
+
+NODES = {RecurrentLayer: _layer_nodes, SequenceRegressor: _regressor_nodes, SequenceClassifier: _classifier_nodes,
+         LanguageModel: _language_model_nodes}
+
+
+def export_onnx(module: Exportable, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET) -> Path:
     r"""Write ``module`` to ``path`` as an ONNX model (float32) and return the path.
 
     Parameters
     ----------
     module : an :class:`~bptt.LSTM`, :class:`~bptt.GRU` or :class:`~bptt.RNN` (tanh or relu), any number of
-        layers, uni- or bidirectional, with or without biases; or a :class:`~bptt.layers.models.SequenceRegressor`.
-        An LSTM with ``proj_size > 0`` is refused (ValueError): ONNX's LSTM operator has no projection.
+        layers, uni- or bidirectional, with or without biases; or a composite model of
+        :mod:`bptt.layers.models`: ``SequenceRegressor``, ``SequenceClassifier``, ``LanguageModel``. An LSTM
+        with ``proj_size > 0`` is refused (ValueError): ONNX's LSTM operator has no projection.
     path : the file to write, atomically (a crash leaves the old file or the new one).
-    opset : the ONNX opset to target, from 14 to the newest the installed ``onnx`` knows (default 17).
+    opset : the ONNX opset to target, from 14 (15 for a ``SequenceClassifier`` or ``LanguageModel``, whose
+        optional inputs need ONNX's Optional type) to the newest the installed ``onnx`` knows (default 17).
 
     Notes
     -----
-    Graph: input ``"input"`` ``(T, N, I)`` float32 with symbolic T and N, **time-major even when the layer
-    was built with** ``batch_first=True`` (transpose batch-first data before feeding it). Outputs of a bare
-    layer: ``"output"`` ``(T, N, D*H)``, ``"h_n"`` ``(L*D, N, H)`` and, for an LSTM, ``"c_n"`` ``(L*D, N, H)``,
-    as PyTorch's forward returns them from zero initial states. Output of a SequenceRegressor: ``"output"``
-    ``(T, N, output_size)``, the head applied at every step. The model is checked with
+    The graph's inputs and outputs are in the module docstring's table; :func:`describe_inputs` says them
+    in words. T and N are symbolic. The float input is ``"input"`` ``(T, N, I)``, **time-major even when the
+    layer was built with** ``batch_first=True`` (transpose batch-first data before feeding it). A bare layer
+    returns what PyTorch's forward returns from zero initial states; a ``SequenceRegressor`` the head at every
+    step. A ``SequenceClassifier`` returns ``model(x, lengths)``: feed ``sequence_lens`` (int32) for padded
+    batches, leave it out when every sequence has T steps. A ``LanguageModel`` returns ``model(tokens, hx)``
+    in evaluation mode and its final states: feed ``h_n`` (and ``c_n``) back as ``h0`` (and ``c0``) to carry
+    the state from one chunk, or one sampled token, to the next. The model is checked with
     ``onnx.checker.check_model`` before it is written. Needs the ``onnx`` package (``pip install 'bptt[onnx]'``).
 
     Examples
@@ -153,7 +344,7 @@ def export_onnx(module: RecurrentLayer | SequenceRegressor, path: str | os.PathL
     ['GRU', 'GRU']
     """
     where = "export_onnx"
-    layer = _check_exportable(where, module)
+    _check_exportable(where, module)
     try:
         import onnx
         import onnx.numpy_helper
@@ -163,28 +354,17 @@ def export_onnx(module: RecurrentLayer | SequenceRegressor, path: str | os.PathL
     newest = onnx.defs.onnx_opset_version()
     if isinstance(opset, bool) or not isinstance(opset, numbers.Integral):
         raise TypeError(f"{where}: expected opset to be an int, got {type(opset).__name__}.")
-    if not MIN_OPSET <= opset <= newest:
-        raise ValueError(f"{where}: expected opset between {MIN_OPSET} and {newest}, got {opset}.")
+    inputs, outputs = _signature(module)
+    lowest = OPTIONAL_OPSET if any(tensor.optional for tensor in inputs) else MIN_OPSET
+    if not lowest <= opset <= newest:
+        reason = f" for a {type(module).__name__} (its optional inputs need opset 15)" if lowest > MIN_OPSET else ""
+        raise ValueError(f"{where}: expected opset between {lowest} and {newest}{reason}, got {opset}.")
 
     graph = _Graph(onnx)
-    features = "output" if module is layer else "features"
-    finals = graph.recurrent_stack(layer, "input", features)
-    float32 = onnx.TensorProto.FLOAT
-    D, H = layer.num_directions, layer.hidden_size
-    if module is layer:
-        outputs = [onnx.helper.make_tensor_value_info("output", float32, ["T", "N", D * H])]
-        for name, states in finals.items():
-            graph.node("Concat", states, [name], axis=0)
-            outputs.append(onnx.helper.make_tensor_value_info(name, float32, [layer.num_layers * D, "N", H]))
-    else:
-        head = module.head
-        weight = graph.constant("head.weight_T", head.params["weight"].T.astype(np.float32))
-        (y,) = graph.node("MatMul", [features, weight], ["head_matmul" if head.bias else "output"])
-        if head.bias:
-            graph.node("Add", [y, graph.constant("head.bias", head.params["bias"].astype(np.float32))], ["output"])
-        outputs = [onnx.helper.make_tensor_value_info("output", float32, ["T", "N", head.out_features])]
-    inputs = [onnx.helper.make_tensor_value_info("input", float32, ["T", "N", layer.input_size])]
-    onnx_graph = onnx.helper.make_graph(graph.nodes, type(module).__name__, inputs, outputs, graph.initializers)
+    build = next(nodes for cls, nodes in NODES.items() if isinstance(module, cls))
+    build(graph, module)
+    onnx_graph = onnx.helper.make_graph(graph.nodes, type(module).__name__, [graph.value_info(t) for t in inputs],
+                                        [graph.value_info(t) for t in outputs], graph.initializers)
     opsets = [onnx.helper.make_opsetid("", opset)]
     model = onnx.helper.make_model(onnx_graph, opset_imports=opsets, producer_name="bptt",
                                    producer_version=__version__, ir_version=onnx.helper.find_min_ir_version_for(opsets))
