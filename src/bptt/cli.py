@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -72,6 +72,13 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     optimization.add_argument("--divergence-factor", type=float, default=None,
                               help="stop when the loss exceeds this multiple of the first step's (1e6)")
     optimization.add_argument("--seed", type=int, default=None, help="seed of initialisation and data (default 0)")
+    task = parser.add_argument_group("task options (only for the task named)")
+    task.add_argument("--pixels", action="store_true", help="digits: read an image pixel by pixel (64 steps of 1 "
+                      "feature) instead of row by row (8 steps of 8)")
+
+
+TASK_FLAGS = ("pixels",)
+"""The task options the command line takes, each a field of the task(s) it belongs to (``--pixels``: digits)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,9 +138,23 @@ def _options(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in names}
 
 
+def _task_options(args: argparse.Namespace) -> dict:
+    """The task options given on the command line (a flag left out is not an option); ValueError when the task
+    does not take one."""
+    given = {name: True for name in TASK_FLAGS if getattr(args, name)}
+    for name in given:
+        owners = [task for task, cls in TASKS.items() if name in {f.name for f in fields(cls) if f.init}]
+        if args.task not in owners:
+            raise ValueError(f"--{name.replace('_', '-')} is an option of the {' and '.join(owners)} task, not of "
+                             f"the {args.task} task. Leave it out, or train {' or '.join(owners)}.")
+    return given
+
+
 def _describe(experiment: Experiment) -> str:
     c = experiment.config
-    return (f"task {experiment.task} | model {experiment.cell} | hidden-size {experiment.hidden_size} | "
+    options = "".join(f" --{name.replace('_', '-')}" if value is True else f" {name}={value!r}"
+                      for name, value in experiment.task_options.items())
+    return (f"task {experiment.task}{options} | model {experiment.cell} | hidden-size {experiment.hidden_size} | "
             f"num-layers {experiment.num_layers} | {experiment.dtype} | steps {c.steps} | batch-size {c.batch_size} | "
             f"{c.optimizer}{f' momentum {c.momentum:g}' if c.momentum else ''} lr {c.lr:g} -> {c.final_lr:g} "
             f"(warm-up {c.warmup_steps}, cosine) | "
@@ -154,9 +175,10 @@ def _write_metrics(path: Path, history: History) -> None:
 
 def _train_settings(args: argparse.Namespace, train_state: Path) -> tuple[Experiment, TrainState | None]:
     """The run to train: from the options, or with ``--resume`` the one saved in ``train_state`` and its state."""
+    task_options = _task_options(args)
     if args.resume:
-        return load_resumable(train_state, args.task, args.seed, **_options(args))
-    return resolve(args.task, 0 if args.seed is None else args.seed, **_options(args)), None
+        return load_resumable(train_state, args.task, args.seed, task_options=task_options, **_options(args))
+    return resolve(args.task, 0 if args.seed is None else args.seed, task_options=task_options, **_options(args)), None
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -216,7 +238,8 @@ def train_command(args: argparse.Namespace) -> int:
     console.print("test: " + " | ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
     console.print(f"saved {checkpoint}, {train_state}, {out / 'metrics.jsonl'}, " + ", ".join(map(str, figures)))
     if args.json:
-        summary = {"task": args.task, "model": experiment.cell, "dtype": experiment.dtype, **result.metrics,
+        summary = {"task": args.task, "task_options": dict(experiment.task_options), "model": experiment.cell,
+                   "dtype": experiment.dtype, **result.metrics,
                    "seconds": result.seconds,
                    "steps": len(history.step), "best_step": history.best_step, "seed": experiment.seed,
                    "hidden_size": experiment.hidden_size, "checkpoint": str(checkpoint),
@@ -246,7 +269,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     from bptt.train.figures import save_sweep_figure
 
     try:
-        base = resolve(args.task, 0, **_options(args))
+        base = resolve(args.task, 0, task_options=_task_options(args), **_options(args))
     except ValueError as error:
         print(f"bptt sweep: {error}", file=sys.stderr)
         return 2
@@ -275,7 +298,8 @@ def sweep_command(args: argparse.Namespace) -> int:
           f"min {min(values):.3g}, max {max(values):.3g}; median {statistics.median(seconds):.1f} s per seed; "
           f"{time.perf_counter() - start:.1f} s in all; figure {figure}")
     if args.json:
-        print(json.dumps({"task": args.task, "seeds": args.seeds, "passed": passed, "goals": task.goals,
+        print(json.dumps({"task": args.task, "task_options": dict(base.task_options), "seeds": args.seeds,
+                          "passed": passed, "goals": task.goals,
                           "median_seconds": statistics.median(seconds), "config": asdict(base.config),
                           "runs": [{k: s[k] for k in ("seed", "metrics", "success", "seconds", "best_step")}
                                    for s in summaries], "figure": str(figure)}))

@@ -21,44 +21,73 @@ def _figure(path: Path, draw, *, title: str, size: tuple[float, float] = (7, 4),
     return path
 
 
-def _prediction_figure(result, path: Path) -> Path:
-    """What the model predicts on held-out data, in the form that suits the task."""
-    task, model = result.task, result.model
+def _sine_figures(result, out: Path) -> list[Path]:
+    """prediction.png (next-step prediction on a held-out sequence) and generation.png (free-running)."""
+    from bptt.train.tasks.sine import generate
+
+    task, x, y = result.task, *result.test_data
+    pred = result.model(x)
+    paths = [_figure(out / "prediction.png",
+                     lambda ax: plots.plot_series(y[:, 0, 0], pred[:, 0, 0], ax, unscored=task.warmup),
+                     title="sine: next-step prediction on a held-out sequence")]
+    steps = task.generation_steps
+    generated = generate(result.model, x[:, :1], steps)
+    truth = task.continuation(x[:, :1], steps)
+    paths.append(_figure(out / "generation.png",
+                         lambda ax: plots.plot_generation(x[:, 0, 0], generated[:, 0, 0], truth[:, 0, 0], ax),
+                         title=f"sine: {steps} steps generated from the model's own predictions"))
+    return paths
+
+
+def _adding_figures(result, out: Path) -> list[Path]:
+    """prediction.png: predicted against true sums."""
     x, y = result.test_data
-    pred = model(x)
-    if task.name == "adding":
-        return _figure(path, lambda ax: plots.plot_scatter(y[-1, :, 0], pred[-1, :, 0], ax, label="sum"),
-                       title="adding: predicted vs true sums on held-out sequences", size=(5, 5))
-    if task.name == "copy":
-        recall = slice(len(y) - task.length, None)
-        shown = slice(0, 8)
-        return _figure(path, lambda ax: plots.plot_symbols(y[recall, shown].T, pred[recall, shown].argmax(-1).T, ax),
-                       title="copy: recalled symbols of 8 held-out sequences", size=(6, 6))
-    if task.name == "sunspots":
-        truth, forecast = task.forecast(model, result.test_data)
-        return _figure(path, lambda ax: plots.plot_series(truth, forecast, ax, first_step=task.first_test_year,
-                                                         xlabel="year"),
-                       title="sunspots: one-step forecasts on the held-out years")
-    return _figure(path, lambda ax: plots.plot_series(y[:, 0, 0], pred[:, 0, 0], ax, unscored=task.warmup),
-                   title=f"{task.name}: next-step prediction on a held-out sequence")
+    pred = result.model(x)
+    return [_figure(out / "prediction.png", lambda ax: plots.plot_scatter(y[-1, :, 0], pred[-1, :, 0], ax, label="sum"),
+                    title="adding: predicted vs true sums on held-out sequences", size=(5, 5))]
+
+
+def _copy_figures(result, out: Path) -> list[Path]:
+    """prediction.png: the recalled symbols of 8 held-out sequences."""
+    x, y = result.test_data
+    pred = result.model(x)
+    recall, shown = slice(len(y) - result.task.length, None), slice(0, 8)
+    return [_figure(out / "prediction.png",
+                    lambda ax: plots.plot_symbols(y[recall, shown].T, pred[recall, shown].argmax(-1).T, ax),
+                    title="copy: recalled symbols of 8 held-out sequences", size=(6, 6))]
+
+
+def _sunspots_figures(result, out: Path) -> list[Path]:
+    """prediction.png: one-step forecasts on the held-out years."""
+    task = result.task
+    truth, forecast = task.forecast(result.model, result.test_data)
+    return [_figure(out / "prediction.png",
+                    lambda ax: plots.plot_series(truth, forecast, ax, first_step=task.first_test_year, xlabel="year"),
+                    title="sunspots: one-step forecasts on the held-out years")]
+
+
+def _digits_figures(result, out: Path) -> list[Path]:
+    """confusion.png: true against predicted classes on the test split, counts."""
+    matrix = result.task.confusion(result.model, result.test_data)
+    accuracy = matrix.trace() / matrix.sum()
+    mode = "pixel by pixel" if result.task.pixels else "row by row"
+    return [_figure(out / "confusion.png", lambda ax: plots.plot_confusion(matrix, ax),
+                    title=f"digits ({mode}): {matrix.trace()} of {matrix.sum()} test images right, "
+                          f"accuracy {100 * accuracy:.1f}%", size=(6, 5.6))]
+
+
+TASK_FIGURES = {"sine": _sine_figures, "adding": _adding_figures, "copy": _copy_figures,
+                "sunspots": _sunspots_figures, "digits": _digits_figures}
+"""Each task's own figures, saved beside loss.png: a function of the run's result and the output folder that
+writes them and returns their paths. A task without an entry gets loss.png alone."""
 
 
 def save_run_figures(result, out: Path) -> list[Path]:
-    """loss.png and prediction.png for every task; generation.png for the sine task."""
-    paths = [_figure(out / "loss.png", lambda ax: plots.plot_losses(result.history, ax),
-                     title=f"{result.task.name}: training and validation loss"),
-             _prediction_figure(result, out / "prediction.png")]
-    if result.task.name == "sine":
-        from bptt.train.tasks.sine import generate
-
-        x, _ = result.test_data
-        steps = result.task.generation_steps
-        generated = generate(result.model, x[:, :1], steps)
-        truth = result.task.continuation(x[:, :1], steps)
-        paths.append(_figure(out / "generation.png",
-                             lambda ax: plots.plot_generation(x[:, 0, 0], generated[:, 0, 0], truth[:, 0, 0], ax),
-                             title=f"sine: {steps} steps generated from the model's own predictions"))
-    return paths
+    """loss.png for every task, then the task's own figures (:data:`TASK_FIGURES`)."""
+    loss = _figure(out / "loss.png", lambda ax: plots.plot_losses(result.history, ax),
+                   title=f"{result.task.name}: training and validation loss")
+    own = TASK_FIGURES.get(result.task.name)
+    return [loss, *(own(result, out) if own is not None else [])]
 
 
 def save_sweep_figure(summaries: list[dict], metric: str, path: Path, *, title: str,

@@ -273,8 +273,8 @@ def _step(model: Module, task, optimizer, x: np.ndarray, y: np.ndarray, config: 
     state, losses, norms = None, [], []
     for start in range(0, len(x), chunk):
         pred = model(x[start:start + chunk], state)
-        state = model.final_state  # carried into the next chunk; its gradient stops here
-        if config.tbptt:
+        if config.tbptt:  # read only here: a many-to-one classifier keeps no final_state
+            state = model.final_state  # carried into the next chunk; its gradient stops here
             loss, dpred = task.loss(pred, y[start:start + chunk], start=start)
         else:
             loss, dpred = task.loss(pred, y)

@@ -82,7 +82,10 @@ def cross_entropy(logits: NDArray, labels: NDArray) -> tuple[float, NDArray]:
         raise ValueError(f"cross_entropy: expected finite logits, got {bad} NaN or infinite entries.")
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= C:
-        raise ValueError(f"cross_entropy: expected labels in 0..{C - 1}, got values in {low}..{high}.")
+        bad = (labels < 0) | (labels >= C)
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"cross_entropy: expected labels in 0..{C - 1}, got values in {low}..{high}: "
+                         f"{int(bad.sum())} out of range, the first {int(labels[first])} at index {first}.")
     shifted = logits - logits.max(axis=-1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     index = labels[..., None]

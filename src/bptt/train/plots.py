@@ -70,9 +70,31 @@ def plot_symbols(target: np.ndarray, predicted: np.ndarray, ax):
     return ax
 
 
+def plot_confusion(matrix: np.ndarray, ax, *, labels: list[str] | None = None):
+    """A confusion matrix of counts ``(C, C)``, row = true class, column = predicted class: shaded by count,
+    every non-zero cell labelled, the mistakes (off the diagonal) in bold red."""
+    matrix = np.asarray(matrix)
+    C = len(matrix)
+    labels = [str(c) for c in range(C)] if labels is None else labels
+    ax.imshow(matrix, cmap="Blues", vmin=0, interpolation="nearest")
+    for (true, predicted), count in np.ndenumerate(matrix):
+        if true == predicted:
+            ax.text(predicted, true, str(count), ha="center", va="center", fontsize=9,
+                    color="white" if count > 0.6 * matrix.max() else "black")
+        elif count:
+            ax.text(predicted, true, str(count), ha="center", va="center", fontsize=9, color="tab:red",
+                    fontweight="bold")
+    ax.set_xticks(np.arange(C), labels)
+    ax.set_yticks(np.arange(C), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return ax
+
+
 def plot_sweep(summaries: list[dict], metric: str, ax_curves, ax_final, *, goal: float | None = None):
     """Every seed's training loss curve, and the spread of a final metric over the seeds (green: the seed
-    met the task's goals), with the metric's goal as a dashed line."""
+    met the task's goals), with the metric's goal as a dashed line; on a log scale where they span more than a
+    decade."""
     for summary in summaries:
         ax_curves.semilogy(np.arange(1, len(summary["loss"]) + 1), summary["loss"], lw=0.6, alpha=0.6)
     ax_curves.set_xlabel("step")
@@ -81,7 +103,8 @@ def plot_sweep(summaries: list[dict], metric: str, ax_curves, ax_final, *, goal:
     values = np.array([s["metrics"][metric] for s in summaries])
     colors = ["tab:green" if s["success"] else "tab:red" for s in summaries]
     ax_final.scatter(np.arange(len(values)), values, c=colors)
-    ax_final.set_yscale("log" if (values > 0).all() else "linear")
+    shown = np.append(values, [] if goal is None else [goal])
+    ax_final.set_yscale("log" if (shown > 0).all() and shown.max() > 10 * shown.min() else "linear")  # > a decade
     if goal is not None:
         ax_final.axhline(goal, color="k", ls="--", lw=1, label=f"goal {goal:g}")
         ax_final.legend()
