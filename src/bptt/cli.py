@@ -18,7 +18,7 @@ import numpy as np
 
 from bptt import __version__
 from bptt.check.layercheck import check_layer
-from bptt.interop.io import atomic_write_bytes, remove_interrupted_writes
+from bptt.interop.io import atomic_write_bytes, load_arrays, remove_interrupted_writes
 from bptt.interop.onnx_export import DEFAULT_OPSET, describe_inputs, export_onnx
 from bptt.interop.serialization import load, save
 from bptt.layers.gru import GRU
@@ -75,10 +75,13 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     task = parser.add_argument_group("task options (only for the task named)")
     task.add_argument("--pixels", action="store_true", help="digits: read an image pixel by pixel (64 steps of 1 "
                       "feature) instead of row by row (8 steps of 8)")
+    task.add_argument("--text", default=None, metavar="FILE",
+                      help="chars: train on this UTF-8 text file (default: a corpus of Python's standard library)")
 
 
-TASK_FLAGS = ("pixels",)
-"""The task options the command line takes, each a field of the task(s) it belongs to (``--pixels``: digits)."""
+TASK_OPTIONS = ("pixels", "text")
+"""The task options the command line takes, each a field of the task(s) it belongs to (``--pixels``: digits,
+``--text``: chars); a flag left out or an option not given is no option."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
                               description=bench.__doc__.split("\n\n")[0])
     bench.add_arguments(timing)
 
+    generate = verbs.add_parser("sample", help="generate text from a character model saved by bptt train chars")
+    generate.add_argument("checkpoint", type=Path, help="the model.safetensors of a chars run")
+    generate.add_argument("--prime", default=None,
+                          help="text to read before generating (default: a newline, or the vocabulary's first)")
+    generate.add_argument("--length", type=_positive_int, default=500, help="characters to generate (500)")
+    generate.add_argument("--temperature", type=float, default=0.8,
+                          help="softmax temperature; 0 takes the most likely character every time (0.8)")
+    generate.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+
     export = verbs.add_parser("export", help="write a checkpoint saved by bptt.save as an ONNX model (needs onnx)")
     export.add_argument("checkpoint", type=Path, help="the .safetensors file written by bptt.save")
     export.add_argument("out", type=Path, help="the .onnx file to write")
@@ -141,7 +153,7 @@ def _options(args: argparse.Namespace) -> dict:
 def _task_options(args: argparse.Namespace) -> dict:
     """The task options given on the command line (a flag left out is not an option); ValueError when the task
     does not take one."""
-    given = {name: True for name in TASK_FLAGS if getattr(args, name)}
+    given = {name: getattr(args, name) for name in TASK_OPTIONS if getattr(args, name) not in (None, False)}
     for name in given:
         owners = [task for task, cls in TASKS.items() if name in {f.name for f in fields(cls) if f.init}]
         if args.task not in owners:
@@ -201,46 +213,52 @@ def train_command(args: argparse.Namespace) -> int:
     done = resume.step if resume is not None else 0
     resumed = f" | resumed after step {done}" if done else ""
     console.print(f"bptt train | {_describe(experiment)} | out {out}{resumed}")
+    task = make_task(experiment.task, experiment.seed, **experiment.task_options)
+    task_metadata = task.checkpoint_metadata() if hasattr(task, "checkpoint_metadata") else {}
     start = time.perf_counter()
     try:
         with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                       TimeElapsedColumn(), console=console, transient=True) as progress:
             bar = progress.add_task("train", total=experiment.config.steps, completed=done)
 
-            def log(step: int, history: History) -> None:
+            def advance(step: int, history: History) -> None:
                 progress.update(bar, completed=step)
-                if history.eval_step[-1:] != [step]:
-                    return
+
+            def report(model, step: int, history: History) -> None:
                 elapsed = time.perf_counter() - start
                 progress.console.print(
                     f"step {step:>5} | loss {history.loss[-1]:.2e} | val-loss {history.val_loss[-1]:.2e} | "
                     f"grad-norm {history.grad_norm[-1]:.3g} | {1e3 * elapsed / (step - done):.2f} ms/step | "
                     f"{elapsed:.1f} s")
+                if hasattr(task, "progress_note"):
+                    progress.console.print(f"{'':>10} | {task.progress_note(model)}", markup=False)
 
             def save_best(model, step: int, history: History) -> None:
-                save(model, checkpoint, {**experiment.metadata(), "step": step})
+                save(model, checkpoint, {**experiment.metadata(), **task_metadata, "step": step})
 
             def save_state(state: TrainState) -> None:
                 save_train_state(train_state, state, experiment.metadata())
 
-            result = run(experiment, on_step=log, on_best=save_best, on_checkpoint=save_state, resume=resume)
+            result = run(experiment, task=task, on_step=advance, on_best=save_best, on_checkpoint=save_state,
+                         on_evaluation=report, resume=resume)
     except DivergenceError as error:  # after the progress bar is gone, so that nothing overwrites the line
         print(f"bptt train: {error}", file=sys.stderr)
         return 1
     history = result.history
-    save(result.model, checkpoint, {**experiment.metadata(), "step": history.best_step})  # this run's settings
+    save(result.model, checkpoint, {**experiment.metadata(), **task_metadata, "step": history.best_step})
     _write_metrics(out / "metrics.jsonl", history)
     figures = save_run_figures(result, out)
     stopped = f", stopped early at step {history.stopped_early_at}" if history.stopped_early_at else ""
     console.print(f"kept the weights of step {history.best_step} (best validation loss "
                   f"{history.best_val_loss:.3e}){stopped}; {len(history.step)} steps, {len(history.step) - done} "
                   f"of them in this run's {result.seconds:.1f} s")
-    console.print("test: " + " | ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
+    console.print("test: " + " | ".join(f"{k} {v if isinstance(v, int) else f'{v:.4g}'}"
+                                        for k, v in result.metrics.items()))
     console.print(f"saved {checkpoint}, {train_state}, {out / 'metrics.jsonl'}, " + ", ".join(map(str, figures)))
     if args.json:
         summary = {"task": args.task, "task_options": dict(experiment.task_options), "model": experiment.cell,
-                   "dtype": experiment.dtype, **result.metrics,
-                   "seconds": result.seconds,
+                   "dtype": experiment.dtype, **result.metrics, "seconds": result.seconds,
+                   **{key: value for key, value in task_metadata.items() if key != "vocabulary"},
                    "steps": len(history.step), "best_step": history.best_step, "seed": experiment.seed,
                    "hidden_size": experiment.hidden_size, "checkpoint": str(checkpoint),
                    "train_state": str(train_state), "metrics": str(out / "metrics.jsonl"),
@@ -333,6 +351,34 @@ def gradcheck_command(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def sample_command(args: argparse.Namespace) -> int:
+    """Print the prime and ``--length`` characters generated after it; exit 2 when the checkpoint is not a
+    character model, or the prime has characters outside its vocabulary."""
+    from bptt.layers.models import LanguageModel
+    from bptt.layers.sampling import sample
+
+    try:
+        model = load(args.checkpoint)
+        vocabulary = load_arrays(args.checkpoint)[1].get("vocabulary")
+        if not isinstance(model, LanguageModel) or not isinstance(vocabulary, str):
+            raise ValueError(f"expected a character model saved by bptt train chars (a LanguageModel with its "
+                             f"vocabulary), got a {type(model).__name__} in {os.fspath(args.checkpoint)!r}"
+                             f"{'' if isinstance(vocabulary, str) else ' without a vocabulary'}.")
+        prime = args.prime if args.prime is not None else ("\n" if "\n" in vocabulary else vocabulary[0])
+        unknown = sorted(set(prime) - set(vocabulary))
+        if unknown or not prime:
+            raise ValueError(f"expected a prime of characters in the model's vocabulary, got {prime!r}"
+                             + (f", whose {''.join(unknown)!r} it never saw." if unknown else ", which is empty."))
+        table = {c: k for k, c in enumerate(vocabulary)}
+        tokens = sample(model, [table[c] for c in prime], args.length, temperature=args.temperature,
+                        rng=args.seed)
+    except ValueError as error:
+        print(f"bptt sample: {error}", file=sys.stderr)
+        return 2
+    print(prime + "".join(vocabulary[k] for k in tokens))
+    return 0
+
+
 def export_command(args: argparse.Namespace) -> int:
     """Rebuild the module saved at ``args.checkpoint`` and write it as an ONNX model; exit 2 when the file
     cannot be read or the module has no ONNX form (an LSTM with a projection), or onnx is missing."""
@@ -351,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bptt`` and ``python -m bptt``; returns the exit code."""
     args = build_parser().parse_args(argv)
     commands = {"train": train_command, "sweep": sweep_command, "gradcheck": gradcheck_command, "bench": bench.run,
-                "export": export_command}
+                "sample": sample_command, "export": export_command}
     return commands[args.verb](args)
 
 

@@ -20,12 +20,14 @@ from bptt.layers.models import CELLS, SequenceRegressor
 from bptt.layers.module import Module
 from bptt.train.fit import History, TrainConfig, TrainState, check_resume, data_streams, fit, load_train_state
 from bptt.train.tasks.adding import AddingTask
+from bptt.train.tasks.chars import CharsTask
 from bptt.train.tasks.copy import CopyTask
 from bptt.train.tasks.digits import DigitsTask
 from bptt.train.tasks.sine import SineTask
 from bptt.train.tasks.sunspots import SunspotsTask
 
-TASKS = {"sine": SineTask, "adding": AddingTask, "copy": CopyTask, "sunspots": SunspotsTask, "digits": DigitsTask}
+TASKS = {"sine": SineTask, "adding": AddingTask, "copy": CopyTask, "sunspots": SunspotsTask, "digits": DigitsTask,
+         "chars": CharsTask}
 MODEL_OPTIONS = ("cell", "hidden_size", "num_layers", "dtype")
 DTYPES = ("float64", "float32")
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
@@ -167,20 +169,31 @@ class Result:
     test_data: tuple[np.ndarray, np.ndarray]
 
 
-def run(experiment: Experiment, *, on_step: Callable[[int, History], None] | None = None,
+def run(experiment: Experiment, *, task: Any = None, on_step: Callable[[int, History], None] | None = None,
         on_best: Callable[[Module, int, History], None] | None = None,
-        on_checkpoint: Callable[[TrainState], None] | None = None, resume: TrainState | None = None) -> Result:
+        on_checkpoint: Callable[[TrainState], None] | None = None,
+        on_evaluation: Callable[[Module, int, History], None] | None = None,
+        resume: TrainState | None = None) -> Result:
     """Build the model (initialised from the seed), train it, and evaluate it on the test set.
 
+    ``task``: the experiment's task when the caller has made it already (:func:`make_task`), else made here.
     ``on_step``, ``on_checkpoint`` and ``resume`` are :func:`bptt.train.fit.fit`'s; ``on_best`` also receives the
-    model. ``seconds`` counts this call's training only, not the steps a resumed run did before.
+    model; ``on_evaluation(model, step, history)`` is called after each evaluation, once ``on_checkpoint`` has
+    run. ``seconds`` counts this call's training only, not the steps a resumed run did before.
     """
-    task = make_task(experiment.task, experiment.seed, **experiment.task_options)
+    task = task if task is not None else make_task(experiment.task, experiment.seed, **experiment.task_options)
     model = build_model(task, experiment)
+
+    def evaluated(state: TrainState) -> None:
+        if on_checkpoint is not None:
+            on_checkpoint(state)
+        if on_evaluation is not None:
+            on_evaluation(model, state.step, state.history)
+
     start = time.perf_counter()
     history = fit(model, task, experiment.config, experiment.seed, on_step=on_step,
                   on_best=None if on_best is None else (lambda step, h: on_best(model, step, h)),
-                  on_checkpoint=on_checkpoint, resume=resume)
+                  on_checkpoint=evaluated if on_checkpoint or on_evaluation else None, resume=resume)
     seconds = time.perf_counter() - start
     test_data = task.held_out("test", data_streams(experiment.seed)["test"], model.dtype)
     return Result(experiment, task, model, history, task.metrics(model, test_data), seconds, test_data)

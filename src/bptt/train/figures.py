@@ -76,8 +76,18 @@ def _digits_figures(result, out: Path) -> list[Path]:
                           f"accuracy {100 * accuracy:.1f}%", size=(6, 5.6))]
 
 
+def _chars_figures(result, out: Path) -> list[Path]:
+    """bpc.png: training and validation bits per character over the steps, beside the test BPC and the
+    baselines'."""
+    metrics = result.metrics
+    lines = {f"Kneser-Ney {metrics['baseline_order']}-gram (test)": metrics["baseline_bpc"],
+             "unigram (test)": metrics["unigram_bpc"]}
+    return [_figure(out / "bpc.png", lambda ax: plots.plot_bpc(result.history, metrics["test_bpc"], lines, ax),
+                    title=f"chars: {metrics['test_bpc']:.3f} bits per character on the test text")]
+
+
 TASK_FIGURES = {"sine": _sine_figures, "adding": _adding_figures, "copy": _copy_figures,
-                "sunspots": _sunspots_figures, "digits": _digits_figures}
+                "sunspots": _sunspots_figures, "digits": _digits_figures, "chars": _chars_figures}
 """Each task's own figures, saved beside loss.png: a function of the run's result and the output folder that
 writes them and returns their paths. A task without an entry gets loss.png alone."""
 

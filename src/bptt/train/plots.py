@@ -21,6 +21,25 @@ def plot_losses(history: History, ax):
     return ax
 
 
+def plot_bpc(history: History, test_bpc: float, baselines: dict[str, float], ax):
+    """A character model's losses in bits per character (nats / ln 2): per step on training batches, at each
+    evaluation on the validation text; the test BPC of the kept weights, and each baseline's as a line."""
+    bits = 1 / np.log(2)
+    ax.plot(history.step, np.asarray(history.loss) * bits, lw=0.8, alpha=0.6, label="train (batch)")
+    ax.plot(history.eval_step, np.asarray(history.val_loss) * bits, "o-", ms=3, label="validation")
+    if history.best_step is not None:
+        ax.plot([history.best_step], [test_bpc], "k*", ms=10, label=f"test, kept weights: {test_bpc:.3f}")
+    for (name, value), style in zip(baselines.items(), ["--", ":", "-."], strict=False):
+        ax.axhline(value, color="0.3", ls=style, lw=1.2, label=f"{name}: {value:.3f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("bits per character")
+    top = max([*baselines.values(), test_bpc]) * 1.15
+    ax.set_ylim(0, top)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def plot_series(truth: np.ndarray, pred: np.ndarray, ax, *, unscored: int = 0, first_step: int = 1,
                 xlabel: str = "step"):
     """One held-out sequence: targets and predictions; the first ``unscored`` steps shaded."""
