@@ -1,5 +1,6 @@
 """The ``bptt`` command line: ``bptt train TASK``, ``bptt sweep TASK``, ``bptt gradcheck lstm|gru|rnn``,
-``bptt bench`` (speed and memory against PyTorch, :mod:`bptt.perf.bench`)."""
+``bptt bench`` (speed and memory against PyTorch, :mod:`bptt.perf.bench`), ``bptt sample`` and ``bptt visualize``
+(a character model's text and units, :mod:`bptt.train.visualize`), ``bptt export``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from bptt.layers.lstm import LSTM
 from bptt.layers.models import CELLS
 from bptt.layers.rnn import RNN
 from bptt.perf import bench
+from bptt.train import visualize as vis
 from bptt.train.experiment import DTYPES, TASKS, Experiment, load_resumable, make_task, resolve, run, run_summary
 from bptt.train.fit import DivergenceError, History, TrainState, save_train_state
 from bptt.train.optim import OPTIMIZERS
@@ -134,6 +136,31 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--temperature", type=float, default=0.8,
                           help="softmax temperature; 0 takes the most likely character every time (0.8)")
     generate.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+
+    visualize = verbs.add_parser("visualize", help="colour a text by the activations of a character model's units "
+                                                   "(HTML page and PNG)",
+                                 description="Read a text through a character model saved by bptt train chars and "
+                                             "colour each character by a unit's activation after it (blue -1, "
+                                             "white 0, red +1; a cell unit divided by its largest |c|), by default "
+                                             "for the units with the most slow structure.")
+    visualize.add_argument("checkpoint", type=Path, help="the model.safetensors of a chars run")
+    text = visualize.add_argument_group("text")
+    text.add_argument("--text", type=Path, default=None, metavar="FILE",
+                      help="a UTF-8 text file to read (default: the run's own test text from its first line start, "
+                           "rebuilt from the checkpoint's task options)")
+    text.add_argument("--length", type=_positive_int, default=2000, help="characters read, from the start (2000)")
+    units = visualize.add_argument_group("units")
+    units.add_argument("--units", nargs="+", default=None, metavar="UNIT",
+                       help="units to show, each LAYER:KIND:INDEX (KIND h: hidden state, c: an LSTM's cell "
+                            "state), e.g. 0:c:17, or a plain INDEX: layer 0's cell unit (LSTM) or hidden unit "
+                            "(default: the units with the most structure)")
+    units.add_argument("--top", type=_positive_int, default=vis.DEFAULT_UNITS,
+                       help=f"how many units to choose without --units ({vis.DEFAULT_UNITS})")
+    output = visualize.add_argument_group("output")
+    output.add_argument("--out", type=Path, default=None,
+                        help="the HTML page to write (default: cells.html beside the checkpoint); the PNG goes "
+                             "beside it, with the suffix .png")
+    output.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
 
     export = verbs.add_parser("export", help="write a checkpoint saved by bptt.save as an ONNX model (needs onnx)")
     export.add_argument("checkpoint", type=Path, help="the .safetensors file written by bptt.save")
@@ -351,19 +378,28 @@ def gradcheck_command(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _character_model(checkpoint: Path):
+    """The LanguageModel, vocabulary and metadata of a checkpoint of ``bptt train chars``; ValueError when it is
+    something else."""
+    from bptt.layers.models import LanguageModel
+
+    model = load(checkpoint)
+    metadata = load_arrays(checkpoint)[1]
+    vocabulary = metadata.get("vocabulary")
+    if not isinstance(model, LanguageModel) or not isinstance(vocabulary, str):
+        raise ValueError(f"expected a character model saved by bptt train chars (a LanguageModel with its "
+                         f"vocabulary), got a {type(model).__name__} in {os.fspath(checkpoint)!r}"
+                         f"{'' if isinstance(vocabulary, str) else ' without a vocabulary'}.")
+    return model, vocabulary, metadata
+
+
 def sample_command(args: argparse.Namespace) -> int:
     """Print the prime and ``--length`` characters generated after it; exit 2 when the checkpoint is not a
     character model, or the prime has characters outside its vocabulary."""
-    from bptt.layers.models import LanguageModel
     from bptt.layers.sampling import sample
 
     try:
-        model = load(args.checkpoint)
-        vocabulary = load_arrays(args.checkpoint)[1].get("vocabulary")
-        if not isinstance(model, LanguageModel) or not isinstance(vocabulary, str):
-            raise ValueError(f"expected a character model saved by bptt train chars (a LanguageModel with its "
-                             f"vocabulary), got a {type(model).__name__} in {os.fspath(args.checkpoint)!r}"
-                             f"{'' if isinstance(vocabulary, str) else ' without a vocabulary'}.")
+        model, vocabulary, _ = _character_model(args.checkpoint)
         prime = args.prime if args.prime is not None else ("\n" if "\n" in vocabulary else vocabulary[0])
         unknown = sorted(set(prime) - set(vocabulary))
         if unknown or not prime:
@@ -376,6 +412,86 @@ def sample_command(args: argparse.Namespace) -> int:
         print(f"bptt sample: {error}", file=sys.stderr)
         return 2
     print(prime + "".join(vocabulary[k] for k in tokens))
+    return 0
+
+
+LINE_START_SEARCH = 200
+"""``bptt visualize`` without ``--text`` starts the test text just after its first newline, when that is within
+this many characters of the start: a picture that begins mid-line reads worse."""
+
+
+def _visualized_text(args: argparse.Namespace, metadata: dict) -> tuple[str, str]:
+    """The first ``--length`` characters of ``--text``, or of the run's test text from its first line start (see
+    :data:`LINE_START_SEARCH`); and where they come from."""
+    from bptt.train.tasks.chars import read_text
+
+    if args.text is not None:
+        try:
+            return read_text(args.text)[:args.length], repr(os.fspath(args.text))
+        except ValueError as error:
+            raise ValueError(f"--text: {str(error).removeprefix('chars: ')}") from error
+    if metadata.get("task") != "chars":
+        raise ValueError(f"expected a checkpoint of bptt train chars to rebuild its test text, got one of task "
+                         f"{metadata.get('task')!r}. Pass the text to read with --text FILE.")
+    options = dict(metadata.get("task_options") or {})
+    try:
+        task = make_task("chars", metadata.get("seed", 0), **options)
+    except ValueError as error:
+        raise ValueError(f"could not rebuild the run's test text ({error}) Pass the text to read with --text "
+                         f"FILE.") from error
+    source = f"the test text of {options['text']!r}" if options.get("text") else "the test text of the corpus"
+    test = task.splits["test"]
+    newlines = np.flatnonzero(test[:LINE_START_SEARCH] == task.vocabulary.find("\n"))
+    start = int(newlines[0]) + 1 if len(newlines) and newlines[0] + 1 < len(test) else 0
+    return task.decode(test[start:start + args.length]), source
+
+
+def visualize_command(args: argparse.Namespace) -> int:
+    """Write the HTML page and the PNG of :mod:`bptt.train.visualize` for a character model; exit 2 when the
+    checkpoint is not one, the text cannot be read or has characters outside its vocabulary, or a unit is out
+    of range."""
+    try:
+        model, vocabulary, metadata = _character_model(args.checkpoint)
+        text, source = _visualized_text(args, metadata)
+        unknown = sorted(set(text) - set(vocabulary))
+        if unknown or not text:
+            raise ValueError(f"expected a text of characters in the model's vocabulary, got {source}"
+                             + (f", whose {''.join(unknown)!r} it never saw." if unknown else ", which is empty."))
+        table = {c: k for k, c in enumerate(vocabulary)}
+        config = model.config()
+        out = args.out or args.checkpoint.parent / "cells.html"
+        choice = " ".join(args.units) if args.units else f"the {args.top} with the most structure"
+        print(f"bptt visualize | {args.checkpoint} | model {config['cell']} | hidden-size {config['hidden_size']} | "
+              f"num-layers {config['num_layers']} | text {source}, {len(text)} characters | units {choice} | "
+              f"out {out}", flush=True)
+        states = vis.activations(model, np.array([table[c] for c in text]))
+        if args.units:
+            try:
+                units = [vis.parse_unit(spec, states) for spec in args.units]
+            except ValueError as error:
+                raise ValueError(f"--units: {str(error).removeprefix('parse_unit: ')}") from error
+            values = vis.display_values(states, units)
+            chosen = list(zip(units, map(float, vis.structure_scores(values.T)), strict=True))
+        else:
+            chosen = vis.choose_units(states, args.top)
+    except ValueError as error:
+        print(f"bptt visualize: {error}", file=sys.stderr)
+        return 2
+    units = [unit for unit, _ in chosen]
+    values = vis.display_values(states, units)
+    labels = [f"{unit} | {unit.describe()} | structure {score:.3f}" for unit, score in chosen]
+    note = (f"{len(text)} characters of {source} read by {args.checkpoint} ({config['cell']}, "
+            f"{config['num_layers']} x {config['hidden_size']}), the state carried from the first; each "
+            f"character coloured by the unit's value after reading it; a cell unit divided by its largest |c|.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, vis.html(text, values, labels, note=note).encode("utf-8"))
+    png = vis.save_png(out.with_suffix(".png"), text, values, labels)
+    for unit, score in chosen:
+        print(f"unit {str(unit):>9} | structure {score:.3f} | {unit.describe()}")
+    print(f"wrote {out} and {png}")
+    if args.json:
+        print(json.dumps({"html": str(out), "png": str(png), "characters": len(text), "text": source,
+                          "units": [{"unit": str(unit), "score": score} for unit, score in chosen]}))
     return 0
 
 
@@ -397,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bptt`` and ``python -m bptt``; returns the exit code."""
     args = build_parser().parse_args(argv)
     commands = {"train": train_command, "sweep": sweep_command, "gradcheck": gradcheck_command, "bench": bench.run,
-                "sample": sample_command, "export": export_command}
+                "sample": sample_command, "visualize": visualize_command, "export": export_command}
     return commands[args.verb](args)
 
 
