@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from errors import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,16 +19,6 @@ torch = pytest.importorskip("torch")
 TOL64 = 1e-12
 TOL32 = 1e-5
 TORCH_DTYPE = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
-
-
-def rel_err(actual: object, expected: object) -> float:
-    """``max|a - b| / max(max|b|, tiny)``; shapes must agree exactly."""
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    assert a.shape == b.shape, f"shape {a.shape}, reference shape {b.shape}"
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), np.finfo(np.float64).tiny))
 
 
 @st.composite

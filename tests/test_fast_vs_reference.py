@@ -13,6 +13,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from errors import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_stack import reference_stack
@@ -26,17 +27,6 @@ HAS_NUMBA = importlib.util.find_spec("numba") is not None
 # held off); numba with every kernel allowed (small LSTM layers then run all steps in one compiled call).
 PATHS = ["numpy", "step-kernels", "sequence-kernels"] if HAS_NUMBA else ["numpy"]
 FAMILIES = ["lstm", "gru", "rnn-tanh", "rnn-relu"]
-
-
-def rel_err(actual: np.ndarray, expected: np.ndarray, floor: float) -> float:
-    """max |a - b| over the larger of max |b| and ``floor``, the scale of what the tensor is computed from.
-
-    The floor matters only for a tensor whose entries all nearly cancel (one cell gradient at T = N = H = 1,
-    say, dc_n + dh o (1 - tanh^2 c) with the two terms of opposite sign): there two correct implementations
-    that round differently agree to round-off of the terms, not of their small difference. Forward tensors
-    take 1 (inputs, weights and activations are of unit scale), gradients the largest upstream gradient."""
-    scale = max(float(np.max(np.abs(expected), initial=0.0)), floor)
-    return float(np.max(np.abs(np.asarray(actual) - expected), initial=0.0)) / scale
 
 
 @contextlib.contextmanager

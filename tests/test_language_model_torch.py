@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from errors import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,11 +38,6 @@ class TorchLanguageModel(torch.nn.Module):
     def forward(self, tokens, hx=None):
         out, state = self.rnn(self.embedding(tokens), hx)
         return self.head(out), state
-
-
-def relative_error(actual: np.ndarray, expected: np.ndarray, upstream: float) -> float:
-    assert actual.shape == expected.shape and actual.dtype == expected.dtype, (actual.shape, expected.shape)
-    return float(np.max(np.abs(actual - expected)) / max(float(np.max(np.abs(expected))), upstream, 1e-300))
 
 
 def twin_of(model: LanguageModel) -> TorchLanguageModel:
@@ -73,13 +69,13 @@ def compare(model: LanguageModel, tokens: np.ndarray, targets: np.ndarray, hx) -
     t_loss.backward()
 
     upstream = float(np.max(np.abs(dlogits)))
-    errors = {"logits": relative_error(logits, t_logits.detach().numpy(), 0.0),
+    errors = {"logits": rel_err(logits, t_logits.detach().numpy(), 0.0, same_dtype=True),
               "loss": abs(loss - t_loss.item()) / abs(t_loss.item())}
     for k, (ours, theirs) in enumerate(zip(as_tuple(model.final_state), as_tuple(t_state), strict=True)):
-        errors[f"final state {k}"] = relative_error(ours, theirs.detach().numpy(), 0.0)
+        errors[f"final state {k}"] = rel_err(ours, theirs.detach().numpy(), 0.0, same_dtype=True)
     theirs = dict(twin.named_parameters())
     assert list(theirs) == list(model.grads)
-    errors.update({name: relative_error(grad, theirs[name].grad.numpy(), upstream)
+    errors.update({name: rel_err(grad, theirs[name].grad.numpy(), upstream, same_dtype=True)
                    for name, grad in model.grads.items()})
     return errors
 
@@ -127,9 +123,9 @@ def test_chunks_with_a_detached_state_match_torch():
     t_logits, _ = twin(torch.from_numpy(tokens[6:]), tuple(s.detach() for s in state))
     F.cross_entropy(t_logits.reshape(-1, 7), torch.from_numpy(targets[6:]).reshape(-1)).backward()
     upstream = float(np.max(np.abs(dlogits)))
-    assert relative_error(logits, t_logits.detach().numpy(), 0.0) <= TOL
+    assert rel_err(logits, t_logits.detach().numpy(), 0.0, same_dtype=True) <= TOL
     for name, p in twin.named_parameters():
-        assert relative_error(model.grads[name], p.grad.numpy(), upstream) <= TOL, name
+        assert rel_err(model.grads[name], p.grad.numpy(), upstream, same_dtype=True) <= TOL, name
 
 
 def test_parity_can_fail():
@@ -144,8 +140,8 @@ def test_parity_can_fail():
         twin.rnn.weight_hh_l0.mul_(1 + 1e-7)
     t_logits, _ = twin(torch.from_numpy(tokens))
     F.cross_entropy(t_logits.reshape(-1, 5), torch.from_numpy(targets).reshape(-1)).backward()
-    assert relative_error(model(tokens), t_logits.detach().numpy(), 0.0) > TOL
-    assert relative_error(model.grads["rnn.weight_hh_l0"], twin.rnn.weight_hh_l0.grad.numpy(), 0.0) > TOL
+    assert rel_err(model(tokens), t_logits.detach().numpy(), 0.0, same_dtype=True) > TOL
+    assert rel_err(model.grads["rnn.weight_hh_l0"], twin.rnn.weight_hh_l0.grad.numpy(), 0.0, same_dtype=True) > TOL
     summed = F.cross_entropy(t_logits.reshape(-1, 5), torch.from_numpy(targets).reshape(-1), reduction="sum")
     loss, _ = bptt.cross_entropy(model(tokens), targets)
     assert abs(loss - summed.item()) / summed.item() > TOL
@@ -164,4 +160,4 @@ def test_saved_file_loads_into_the_torch_twin(tmp_path, cell):
     tokens = np.random.default_rng(2).integers(0, 9, (7, 3))
     with torch.no_grad():
         expected, _ = twin(torch.from_numpy(tokens))
-    assert relative_error(bptt.load(path).eval()(tokens), expected.numpy(), 0.0) <= TOL
+    assert rel_err(bptt.load(path).eval()(tokens), expected.numpy(), 0.0, same_dtype=True) <= TOL

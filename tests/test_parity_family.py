@@ -16,6 +16,7 @@ import itertools
 
 import numpy as np
 import pytest
+from errors import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,16 +28,6 @@ TOL = 1e-10
 FAMILIES = ("LSTM", "GRU", "RNN")
 BPTT_CLASS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
 TORCH_CLASS = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN": torch.nn.RNN}
-
-
-def rel_err(actual: object, expected: object) -> float:
-    """``max|a - b| / max(max|b|, tiny)``; shapes must agree exactly."""
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    assert a.shape == b.shape, f"shape {a.shape}, reference shape {b.shape}"
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), np.finfo(np.float64).tiny))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from errors import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lstm_cases import lstm_cases, user_shapes
@@ -20,14 +21,6 @@ torch = pytest.importorskip("torch")
 TOL64 = 1e-10
 TOL32 = 1e-5
 TORCH_DTYPE = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
-
-
-def rel_err(actual: object, expected: object) -> float:
-    """``max|a - b| / max(max|b|, tiny)``; shapes must agree exactly."""
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    assert a.shape == b.shape, f"shape {a.shape}, reference shape {b.shape}"
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), np.finfo(np.float64).tiny))
 
 
 def assert_close(name: str, actual: object, expected: object, tol: float = TOL64) -> None:

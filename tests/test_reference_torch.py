@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from errors import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,18 +16,6 @@ torch = pytest.importorskip("torch")
 GATES = {"lstm": 4, "gru": 3, "tanh": 1, "relu": 1}
 FLOAT64_TOLERANCE = 1e-10
 FLOAT32_TOLERANCE = 1e-5
-
-
-def relative_error(actual: np.ndarray, expected: np.ndarray, upstream: float) -> float:
-    """max |a - b| over the larger of max |b| and ``upstream``, the size of the upstream gradients.
-
-    The floor matters only where a gradient has all but vanished through saturated units: there 1 - h^2 with
-    h close to 1 is known to about one ulp of 1 in absolute terms, whatever its size, so two correct
-    implementations (which round the pre-activation differently) agree to round-off of the gradient that
-    arrives, not of the small one that leaves. Elsewhere this is max |a - b| / max |b|."""
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
-    return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), upstream))
 
 
 def compare(kind: str, T: int, N: int, I: int, H: int, P: int, bias: bool, seed: int,
@@ -83,7 +72,7 @@ def compare(kind: str, T: int, N: int, I: int, H: int, P: int, bias: bool, seed:
     theirs.update({f"d{name}": getattr(module, f"{name}_l0").grad for name in params})
     assert set(ours) == set(theirs)
     upstream = max(np.max(np.abs(a)) for a in (dout, dh_n, dc_n))
-    return {name: relative_error(ours[name], theirs[name].detach().numpy(), upstream) for name in theirs}
+    return {name: rel_err(ours[name], theirs[name].detach().numpy(), upstream, same_dtype=True) for name in theirs}
 
 
 def assert_within(errors: dict[str, float], tolerance: float) -> None:

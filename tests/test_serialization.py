@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from errors import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,12 +95,6 @@ def input_for(module, steps: int, batch: int, rng: np.random.Generator) -> np.nd
     layer = module.rnn if isinstance(module, (SequenceRegressor, SequenceClassifier)) else module
     shape = (batch, steps, layer.input_size) if layer.batch_first else (steps, batch, layer.input_size)
     return rng.standard_normal(shape).astype(module.dtype)
-
-
-def rel_err(actual: object, expected: object) -> float:
-    a, b = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    assert a.shape == b.shape, f"shape {a.shape}, reference shape {b.shape}"
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), np.finfo(np.float64).tiny))
 
 
 def outputs(module, x: np.ndarray) -> list[np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from errors import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,10 +24,6 @@ def make_layer(kind: str, I: int, H: int, L: int, *, bias: bool = True, proj: in
 
 def as_tuple(state) -> tuple:
     return state if isinstance(state, tuple) else (state,)
-
-
-def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-300))
 
 
 @st.composite
@@ -55,10 +52,10 @@ def test_stepping_matches_the_layers_forward_pass_in_float64(case):
     stream = Stream(layer, case["N"], hx)
     stepped = np.stack([stream.step(x_t) for x_t in x])
     assert stepped.shape == out.shape
-    assert relative_error(stepped, out) <= 1e-12
+    assert rel_err(stepped, out) <= 1e-12
     for ours, theirs in zip(as_tuple(stream.state), as_tuple(final), strict=True):
         assert ours.shape == theirs.shape
-        assert relative_error(ours, theirs) <= 1e-12
+        assert rel_err(ours, theirs) <= 1e-12
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
@@ -68,7 +65,7 @@ def test_stepping_matches_the_layer_in_float32(kind):
     stream = Stream(layer, 2)
     stepped = np.stack([stream.step(x_t) for x_t in x])
     assert stepped.dtype == np.float32
-    assert relative_error(stepped, layer(x)[0]) <= 1e-5
+    assert rel_err(stepped, layer(x)[0]) <= 1e-5
 
 
 def test_unbatched_steps_take_and_return_vectors():
