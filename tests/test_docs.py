@@ -280,3 +280,30 @@ def test_python_block_of_a_page_runs(page, number, code, capsys):
         if error.name not in OPTIONAL:
             raise
         pytest.skip(f"needs {error.name}")
+
+
+# --- Equations render offline --------------------------------------------------------------------------------
+
+def test_the_site_loads_no_script_from_the_network():
+    """MathJax is served from the site (docs/offline_math.py), so the equations render with no network."""
+    config = (ROOT / "mkdocs.yml").read_text()
+    scripts = re.search(r"^extra_javascript:\n((?:  - .*\n)+)", config, re.M)
+    assert scripts, "mkdocs.yml lists no extra_javascript"
+    remote = [line for line in scripts.group(1).splitlines() if "://" in line]
+    assert not remote, f"scripts fetched from the network: {remote}"
+    assert "javascripts/mathjax/tex-mml-chtml.js" in scripts.group(1)
+    assert "docs/offline_math.py" in config
+
+
+def test_the_offline_math_hook_copies_mathjax_and_its_fonts_into_the_site(tmp_path):
+    pytest.importorskip("mathjax", reason="MathJax's files come with the docs extra (django-static-mathjax)")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("offline_math", ROOT / "docs/offline_math.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    hook.on_post_build({"site_dir": str(tmp_path)})
+    target = tmp_path / "javascripts/mathjax"
+    assert (target / "tex-mml-chtml.js").stat().st_size > 500_000
+    fonts = sorted(p.name for p in (target / "output/chtml/fonts/woff-v2").iterdir())
+    assert "MathJax_Main-Regular.woff" in fonts and len(fonts) > 20
