@@ -31,6 +31,7 @@ from bptt.train import visualize as vis
 from bptt.train.experiment import DTYPES, TASKS, Experiment, load_resumable, make_task, resolve, run, run_summary
 from bptt.train.fit import DivergenceError, History, TrainState, save_train_state
 from bptt.train.optim import OPTIMIZERS
+from bptt.train.runlock import FolderInUse, RunLock
 
 LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
@@ -221,20 +222,34 @@ def _train_settings(args: argparse.Namespace, train_state: Path) -> tuple[Experi
 
 
 def train_command(args: argparse.Namespace) -> int:
+    """Resolve the run's settings, take the lock of its folder (one run per folder), and train."""
+    out = args.out or Path("runs") / args.task
+    try:
+        experiment, resume = _train_settings(args, out / "train_state.safetensors")
+    except ValueError as error:
+        print(f"bptt train: {error}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with RunLock(out) as lock:
+            if lock.took_over is not None:
+                print(f"bptt train: took over the lock of {out} from PID {lock.took_over}, which no longer runs.",
+                      file=sys.stderr)
+            return _train_in(out, args, experiment, resume)
+    except FolderInUse as error:
+        print(f"bptt train: {error}", file=sys.stderr)
+        return 2
+
+
+def _train_in(out: Path, args: argparse.Namespace, experiment: Experiment, resume: TrainState | None) -> int:
+    """The run of ``train_command``, once it holds the lock of ``out``."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bptt.train.figures import save_run_figures
 
     console = Console(highlight=False, soft_wrap=True)
-    out = args.out or Path("runs") / args.task
     checkpoint, train_state = out / "model.safetensors", out / "train_state.safetensors"
-    try:
-        experiment, resume = _train_settings(args, train_state)
-    except ValueError as error:
-        print(f"bptt train: {error}", file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
     for path in (checkpoint, train_state, out / "metrics.jsonl"):
         remove_interrupted_writes(path)
     done = resume.step if resume is not None else 0
@@ -311,8 +326,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    from bptt.train.figures import save_sweep_figure
-
+    """Resolve the sweep's settings, take the lock of its folder, and train every seed."""
     try:
         base = resolve(args.task, 0, task_options=_task_options(args), **_options(args))
     except ValueError as error:
@@ -321,6 +335,21 @@ def sweep_command(args: argparse.Namespace) -> int:
     workers = min(args.seeds, args.workers or os.cpu_count() or 1)
     out = args.out or Path("runs") / f"{args.task}-sweep"
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        with RunLock(out) as lock:
+            if lock.took_over is not None:
+                print(f"bptt sweep: took over the lock of {out} from PID {lock.took_over}, which no longer runs.",
+                      file=sys.stderr)
+            return _sweep_in(out, args, base, workers)
+    except FolderInUse as error:
+        print(f"bptt sweep: {error}", file=sys.stderr)
+        return 2
+
+
+def _sweep_in(out: Path, args: argparse.Namespace, base: Experiment, workers: int) -> int:
+    """The seeds of ``sweep_command``, once it holds the lock of ``out``."""
+    from bptt.train.figures import save_sweep_figure
+
     print(f"bptt sweep | {_describe(base).rsplit(' | seed', 1)[0]} | seeds 0..{args.seeds - 1} | "
           f"{workers} worker processes | out {out}", flush=True)
     start = time.perf_counter()
