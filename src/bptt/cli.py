@@ -29,7 +29,8 @@ from bptt.layers.rnn import RNN
 from bptt.perf import bench
 from bptt.train import visualize as vis
 from bptt.train.experiment import DTYPES, TASKS, Experiment, load_resumable, make_task, resolve, run, run_summary
-from bptt.train.fit import DivergenceError, History, TrainState, save_train_state
+from bptt.train.fit import DivergenceError, History, TrainingInterrupted, TrainState, save_train_state
+from bptt.train.interrupts import StopRequest
 from bptt.train.optim import OPTIMIZERS
 from bptt.train.runlock import FolderInUse, RunLock
 
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     output = train.add_argument_group("output")
     output.add_argument("--out", type=Path, default=None, help="output folder (default runs/TASK)")
     output.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    output.add_argument("--save-every", type=_positive_int, default=None, metavar="N",
+                        help="also write the train state every N steps (default: at evaluations only)")
     output.add_argument("--resume", action="store_true",
                         help="continue the run saved in --out to --steps, bitwise as if uninterrupted (its settings)")
 
@@ -278,14 +281,28 @@ def _train_in(out: Path, args: argparse.Namespace, experiment: Experiment, resum
             def save_best(model, step: int, history: History) -> None:
                 save(model, checkpoint, {**experiment.metadata(), **task_metadata, "step": step})
 
+            saved: list[TrainState] = []
+
             def save_state(state: TrainState) -> None:
                 save_train_state(train_state, state, experiment.metadata())
+                saved[:] = [state]
 
-            result = run(experiment, task=task, on_step=advance, on_best=save_best, on_checkpoint=save_state,
-                         on_evaluation=report, resume=resume)
+            with StopRequest() as stop:
+                result = run(experiment, task=task, on_step=advance, on_best=save_best, on_checkpoint=save_state,
+                             on_evaluation=report, resume=resume, checkpoint_every=args.save_every,
+                             should_stop=stop.requested)
     except DivergenceError as error:  # after the progress bar is gone, so that nothing overwrites the line
         print(f"bptt train: {error}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as interrupted:
+        history = saved[0].history
+        _write_metrics(out / "metrics.jsonl", history)
+        best = (f" and the best weights (step {history.best_step}) in {checkpoint}" if history.best_step
+                else "; no evaluation yet, so no weights were kept")
+        print(f"bptt train: stopped by {stop.name} after step {interrupted.step} of {experiment.config.steps}; "
+              f"saved the train state in {train_state}{best}.\nresume with: bptt train {args.task} --out {out} "
+              "--resume", file=sys.stderr)
+        return stop.exit_code
     history = result.history
     save(result.model, checkpoint, {**experiment.metadata(), **task_metadata, "step": history.best_step})
     _write_metrics(out / "metrics.jsonl", history)

@@ -173,13 +173,15 @@ def run(experiment: Experiment, *, task: Any = None, on_step: Callable[[int, His
         on_best: Callable[[Module, int, History], None] | None = None,
         on_checkpoint: Callable[[TrainState], None] | None = None,
         on_evaluation: Callable[[Module, int, History], None] | None = None,
-        resume: TrainState | None = None) -> Result:
+        resume: TrainState | None = None, checkpoint_every: int | None = None,
+        should_stop: Callable[[], bool] | None = None) -> Result:
     """Build the model (initialised from the seed), train it, and evaluate it on the test set.
 
     ``task``: the experiment's task when the caller has made it already (:func:`make_task`), else made here.
     ``on_step``, ``on_checkpoint`` and ``resume`` are :func:`bptt.train.fit.fit`'s; ``on_best`` also receives the
     model; ``on_evaluation(model, step, history)`` is called after each evaluation, once ``on_checkpoint`` has
-    run. ``seconds`` counts this call's training only, not the steps a resumed run did before.
+    run; ``checkpoint_every`` and ``should_stop`` are :func:`~bptt.train.fit.fit`'s too. ``seconds`` counts
+    this call's training only, not the steps a resumed run did before.
     """
     task = task if task is not None else make_task(experiment.task, experiment.seed, **experiment.task_options)
     model = build_model(task, experiment)
@@ -187,13 +189,14 @@ def run(experiment: Experiment, *, task: Any = None, on_step: Callable[[int, His
     def evaluated(state: TrainState) -> None:
         if on_checkpoint is not None:
             on_checkpoint(state)
-        if on_evaluation is not None:
+        if on_evaluation is not None and state.history.eval_step[-1:] == [state.step]:
             on_evaluation(model, state.step, state.history)
 
     start = time.perf_counter()
     history = fit(model, task, experiment.config, experiment.seed, on_step=on_step,
                   on_best=None if on_best is None else (lambda step, h: on_best(model, step, h)),
-                  on_checkpoint=evaluated if on_checkpoint or on_evaluation else None, resume=resume)
+                  on_checkpoint=evaluated if on_checkpoint or on_evaluation else None, resume=resume,
+                  checkpoint_every=checkpoint_every, should_stop=should_stop)
     seconds = time.perf_counter() - start
     test_data = task.held_out("test", data_streams(experiment.seed)["test"], model.dtype)
     return Result(experiment, task, model, history, task.metrics(model, test_data), seconds, test_data)

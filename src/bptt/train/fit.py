@@ -115,6 +115,15 @@ class DivergenceError(RuntimeError):
     """Training diverged: the loss grew past ``divergence_factor`` times the first step's, or went non-finite."""
 
 
+class TrainingInterrupted(RuntimeError):
+    """``fit`` stopped at a step boundary because ``should_stop`` asked it to, after handing the train state of
+    that step to ``on_checkpoint``; ``step`` is the last step done."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"training interrupted after step {step}")
+        self.step = step
+
+
 class NonFiniteError(DivergenceError):
     """Training produced a NaN or infinite loss, gradient or validation loss."""
 
@@ -304,7 +313,8 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
         on_step: Callable[[int, History], None] | None = None,
         on_best: Callable[[int, History], None] | None = None,
         on_checkpoint: Callable[[TrainState], None] | None = None,
-        resume: TrainState | None = None) -> History:
+        resume: TrainState | None = None, checkpoint_every: int | None = None,
+        should_stop: Callable[[], bool] | None = None) -> History:
     """Train ``model`` on ``task`` in place and leave it with the weights of its best validation loss.
 
     Deterministic for a given ``seed``: batches, the validation set and the test set come from separate
@@ -313,7 +323,10 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
     the validation loss improves (e.g. to write a checkpoint); ``on_checkpoint(state)`` after every
     evaluation (the last step is one) with a :class:`TrainState`, e.g. for :func:`save_train_state`.
     ``resume``: such a state, to continue its run up to ``config.steps``; the result equals the uninterrupted
-    run's bitwise (:func:`check_resume` refuses settings under which it could not).
+    run's bitwise (:func:`check_resume` refuses settings under which it could not). ``checkpoint_every``: also
+    call ``on_checkpoint`` every that many steps, so that a crash loses fewer. ``should_stop()`` is asked after
+    every step: when it answers True before the last step, ``on_checkpoint`` gets that step's state and
+    :class:`TrainingInterrupted` is raised (a Ctrl-C that stops at a step boundary, resumable bitwise).
 
     Raises :class:`NonFiniteError` when a loss or gradient norm is not finite, :class:`DivergenceError` when
     the loss exceeds ``config.divergence_factor`` times the first step's; both name the step.
@@ -371,10 +384,17 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
                 history.stopped_early_at = step
             if on_checkpoint is not None:
                 on_checkpoint(snapshot(step))
+        elif on_checkpoint is not None and checkpoint_every and step % checkpoint_every == 0:
+            on_checkpoint(snapshot(step))
         if on_step is not None:
             on_step(step, history)
         if history.stopped_early_at is not None:
             break
+        if should_stop is not None and step < last and should_stop():
+            saved = config.evaluates_at(step) or bool(checkpoint_every and step % checkpoint_every == 0)
+            if on_checkpoint is not None and not saved:
+                on_checkpoint(snapshot(step))
+            raise TrainingInterrupted(step)
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
