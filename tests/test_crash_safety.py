@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runs import assert_same_run_files
 
 import bptt.interop.io
 from bptt import load
 from bptt.cli import main
-from bptt.interop.io import atomic_write_bytes, load_arrays, remove_interrupted_writes
+from bptt.interop.io import atomic_write_bytes, remove_interrupted_writes
 from bptt.train.experiment import TASKS
 from bptt.train.fit import load_train_state
 from bptt.train.tasks.sine import SineTask
@@ -129,13 +130,7 @@ def test_sigkill_at_20_random_moments_leaves_loadable_checkpoints_and_resumes_bi
         output = process.communicate(timeout=300)[0]
         assert process.returncode == 0, output
     assert not [p for p in out.iterdir() if p.suffix == ".tmp"]  # the last run cleared what the kills left
-    assert (out / "metrics.jsonl").read_bytes() == (tmp_path / "whole" / "metrics.jsonl").read_bytes()
-    for name in ("model.safetensors", "train_state.safetensors"):
-        arrays, metadata = load_arrays(out / name)
-        arrays_ref, metadata_ref = load_arrays(tmp_path / "whole" / name)
-        assert metadata == metadata_ref and sorted(arrays) == sorted(arrays_ref)
-        for key, value in arrays_ref.items():
-            np.testing.assert_array_equal(arrays[key], value, err_msg=f"{name}: {key}")
+    assert_same_run_files(out, tmp_path / "whole")
 
 
 # ---------------------------------------------------------------------------------------------------------

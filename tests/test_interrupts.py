@@ -9,10 +9,9 @@ import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
+from runs import assert_same_run_files
 
-from bptt.interop.io import load_arrays
 from bptt.layers.models import SequenceRegressor
 from bptt.train.fit import TrainConfig, TrainingInterrupted, fit
 from bptt.train.tasks.sine import SineTask
@@ -49,13 +48,7 @@ def test_a_signal_stops_at_a_step_boundary_and_the_resumed_run_is_bitwise_the_wh
     whole = bptt_train(tmp_path / "whole", *RUN)
     whole.communicate(timeout=300)
     assert whole.returncode == 0
-    assert (out / "metrics.jsonl").read_bytes() == (tmp_path / "whole" / "metrics.jsonl").read_bytes()
-    for name in ("model.safetensors", "train_state.safetensors"):
-        arrays, metadata = load_arrays(out / name)
-        reference, reference_metadata = load_arrays(tmp_path / "whole" / name)
-        assert metadata == reference_metadata and sorted(arrays) == sorted(reference)
-        for key, value in reference.items():
-            np.testing.assert_array_equal(arrays[key], value, err_msg=f"{name}: {key}")
+    assert_same_run_files(out, tmp_path / "whole")
 
 
 def test_save_every_hands_over_the_train_state_between_evaluations_too():

@@ -10,6 +10,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, fields, replace
 from multiprocessing import get_context
@@ -232,15 +233,21 @@ def train_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"bptt train: {error}", file=sys.stderr)
         return 2
+    return _holding_lock("train", out, lambda: _train_in(out, args, experiment, resume))
+
+
+def _holding_lock(verb: str, out: Path, work: Callable[[], int]) -> int:
+    """``work()`` while this process holds the lock of the folder ``out`` (made if missing): one run per folder.
+    A folder a live run holds is refused (exit 2, its PID named); a dead run's lock is taken over, saying so."""
     out.mkdir(parents=True, exist_ok=True)
     try:
         with RunLock(out) as lock:
             if lock.took_over is not None:
-                print(f"bptt train: took over the lock of {out} from PID {lock.took_over}, which no longer runs.",
+                print(f"bptt {verb}: took over the lock of {out} from PID {lock.took_over}, which no longer runs.",
                       file=sys.stderr)
-            return _train_in(out, args, experiment, resume)
+            return work()
     except FolderInUse as error:
-        print(f"bptt train: {error}", file=sys.stderr)
+        print(f"bptt {verb}: {error}", file=sys.stderr)
         return 2
 
 
@@ -351,16 +358,7 @@ def sweep_command(args: argparse.Namespace) -> int:
         return 2
     workers = min(args.seeds, args.workers or os.cpu_count() or 1)
     out = args.out or Path("runs") / f"{args.task}-sweep"
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        with RunLock(out) as lock:
-            if lock.took_over is not None:
-                print(f"bptt sweep: took over the lock of {out} from PID {lock.took_over}, which no longer runs.",
-                      file=sys.stderr)
-            return _sweep_in(out, args, base, workers)
-    except FolderInUse as error:
-        print(f"bptt sweep: {error}", file=sys.stderr)
-        return 2
+    return _holding_lock("sweep", out, lambda: _sweep_in(out, args, base, workers))
 
 
 def _sweep_in(out: Path, args: argparse.Namespace, base: Experiment, workers: int) -> int:

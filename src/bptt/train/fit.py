@@ -382,16 +382,14 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
                 evaluations_without_gain += 1
             if config.patience is not None and evaluations_without_gain >= config.patience:
                 history.stopped_early_at = step
-            if on_checkpoint is not None:
-                on_checkpoint(snapshot(step))
-        elif on_checkpoint is not None and checkpoint_every and step % checkpoint_every == 0:
+        saved = config.evaluates_at(step) or bool(checkpoint_every and step % checkpoint_every == 0)
+        if on_checkpoint is not None and saved:
             on_checkpoint(snapshot(step))
         if on_step is not None:
             on_step(step, history)
         if history.stopped_early_at is not None:
             break
         if should_stop is not None and step < last and should_stop():
-            saved = config.evaluates_at(step) or bool(checkpoint_every and step % checkpoint_every == 0)
             if on_checkpoint is not None and not saved:
                 on_checkpoint(snapshot(step))
             raise TrainingInterrupted(step)

@@ -133,7 +133,7 @@ class CharsTask:
         validation_end = train_end + int(len(corpus) * SPLIT[1])
         shortest = min(train_end - 1, validation_end - train_end, len(corpus) - validation_end)
         needed = self.seq_len + 1
-        if shortest < needed or train_end - 1 < needed:
+        if shortest < needed:
             minimum = int(np.ceil(needed / min(SPLIT)))
             raise ValueError(f"chars: expected a text of at least {minimum} characters (each of the splits "
                              f"{SPLIT} must hold one training sequence of seq_len + 1 = {needed}), got "
