@@ -153,6 +153,13 @@ def test_an_empty_text_is_refused(tmp_path):
         CharsTask(text=str(path))
 
 
+def test_a_text_too_short_for_the_validation_streams_is_refused_rather_than_read_empty(tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text("abcdefghij" * 30)                   # 300 characters: 15 for validation, under 32 streams + 1
+    with pytest.raises(ValueError, match=r"at least 660 characters .* validation split 33 characters .* got 300"):
+        CharsTask(text=str(path), seq_len=8)
+
+
 def test_a_text_shorter_than_a_training_sequence_per_split_is_refused(tmp_path):
     path = tmp_path / "short.txt"
     path.write_text("x" * 300)

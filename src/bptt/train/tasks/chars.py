@@ -131,13 +131,16 @@ class CharsTask:
             raise ValueError(f"chars: expected a text with characters, got an empty {source}.")
         train_end = int(len(corpus) * SPLIT[0])
         validation_end = train_end + int(len(corpus) * SPLIT[1])
-        shortest = min(train_end - 1, validation_end - train_end, len(corpus) - validation_end)
         needed = self.seq_len + 1
-        if shortest < needed:
-            minimum = int(np.ceil(needed / min(SPLIT)))
+        # each split holds one sequence of seq_len + 1, and the validation split one step of every stream
+        sizes = (train_end - 1, validation_end - train_end, len(corpus) - validation_end)
+        needs = (needed, max(needed, VALIDATION_STREAMS + 1), needed)
+        if any(size < need for size, need in zip(sizes, needs, strict=True)):
+            minimum = max(int(np.ceil(need / share)) for need, share in zip(needs, SPLIT, strict=True))
             raise ValueError(f"chars: expected a text of at least {minimum} characters (each of the splits "
-                             f"{SPLIT} must hold one training sequence of seq_len + 1 = {needed}), got "
-                             f"{len(corpus)} characters in {source}.")
+                             f"{SPLIT} must hold one training sequence of seq_len + 1 = {needed}, the "
+                             f"validation split {VALIDATION_STREAMS + 1} characters for its "
+                             f"{VALIDATION_STREAMS} streams), got {len(corpus)} characters in {source}.")
         vocabulary = "".join(sorted(set(corpus)))
         ids = np.frombuffer(corpus.encode("utf-32-le"), dtype=np.uint32)
         lookup = np.zeros(int(ids.max()) + 1, dtype=np.int64)
