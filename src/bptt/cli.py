@@ -34,6 +34,7 @@ from bptt.train.fit import DivergenceError, History, TrainingInterrupted, TrainS
 from bptt.train.interrupts import StopRequest
 from bptt.train.optim import OPTIMIZERS
 from bptt.train.runlock import FolderInUse, RunLock
+from bptt.train.tasks.series_file import FILLS
 
 LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
@@ -82,11 +83,25 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                       "feature) instead of row by row (8 steps of 8)")
     task.add_argument("--text", default=None, metavar="FILE",
                       help="chars: train on this UTF-8 text file (default: a corpus of Python's standard library)")
+    task.add_argument("--file", default=None, metavar="FILE", help="csv: the CSV file to forecast (a header line)")
+    task.add_argument("--target", default=None, metavar="COL", help="csv: the column to forecast")
+    task.add_argument("--columns", default=None, metavar="A,B,..",
+                      help="csv: the input columns (default: every numeric column but the time column)")
+    task.add_argument("--time-column", default=None, metavar="COL",
+                      help="csv: the column of time values (numbers or dates; unique and increasing)")
+    task.add_argument("--window", type=_positive_int, default=None, metavar="W", help="csv: rows the model reads (24)")
+    task.add_argument("--horizon", type=_positive_int, default=None, metavar="H",
+                      help="csv: how many rows ahead to forecast (1)")
+    task.add_argument("--season", type=_positive_int, default=None, metavar="S",
+                      help="csv: the season's length in rows, for the seasonal-naive baseline (e.g. 12 for months)")
+    task.add_argument("--fill", choices=list(FILLS), default=None,
+                      help="csv: fill empty cells by carrying the last value forward or interpolating (default: "
+                           "refuse them)")
 
 
-TASK_OPTIONS = ("pixels", "text")
+TASK_OPTIONS = ("pixels", "text", "file", "target", "columns", "time_column", "window", "horizon", "season", "fill")
 """The task options the command line takes, each a field of the task(s) it belongs to (``--pixels``: digits,
-``--text``: chars); a flag left out or an option not given is no option."""
+``--text``: chars, the rest: csv); a flag left out or an option not given is no option."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the HTML page to write (default: cells.html beside the checkpoint); the PNG goes "
                              "beside it, with the suffix .png")
     output.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+
+    predict = verbs.add_parser("predict", help="forecast a CSV file with a model saved by bptt train csv",
+                               description="Apply a forecaster of bptt train csv (its columns, scaling, window and "
+                                           "horizon, stored in the checkpoint) to a CSV file of the same columns, "
+                                           "and write a forecast for every row a whole window precedes, the rows "
+                                           "after the file's end included.")
+    predict.add_argument("checkpoint", type=Path, help="the model.safetensors of a csv run")
+    predict.add_argument("--file", type=Path, required=True, help="the CSV file to forecast")
+    predict.add_argument("--fill", choices=list(FILLS), default=None,
+                         help="fill empty cells this way (default: as the run did)")
+    predict.add_argument("--out", type=Path, default=None,
+                         help="the CSV file to write (default: forecasts.csv beside the checkpoint)")
+    predict.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
 
     export = verbs.add_parser("export", help="write a checkpoint saved by bptt.save as an ONNX model (needs onnx)")
     export.add_argument("checkpoint", type=Path, help="the .safetensors file written by bptt.save")
@@ -266,6 +294,8 @@ def _train_in(out: Path, args: argparse.Namespace, experiment: Experiment, resum
     resumed = f" | resumed after step {done}" if done else ""
     console.print(f"bptt train | {_describe(experiment)} | out {out}{resumed}")
     task = make_task(experiment.task, experiment.seed, **experiment.task_options)
+    if hasattr(task, "summary"):
+        console.print(task.summary(), markup=False)
     task_metadata = task.checkpoint_metadata() if hasattr(task, "checkpoint_metadata") else {}
     start = time.perf_counter()
     try:
@@ -539,6 +569,38 @@ def visualize_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def predict_command(args: argparse.Namespace) -> int:
+    """Write the forecasts of a csv run's model for ``--file``; exit 2 when the checkpoint is not one or the
+    file cannot be read, lacks a column or has bad data."""
+    from bptt.train.predict import Forecaster
+
+    out = args.out or args.checkpoint.parent / "forecasts.csv"
+    try:
+        forecaster = Forecaster.load(args.checkpoint)
+        print(f"bptt predict | {args.checkpoint} | target {forecaster.target}, {forecaster.horizon} ahead of "
+              f"{forecaster.window}-row windows of {', '.join(forecaster.columns)} | file {args.file} | out {out}",
+              flush=True)
+        table = forecaster.forecast_file(args.file, fill=args.fill)
+    except (ImportError, ValueError) as error:
+        print(f"bptt predict: {error}", file=sys.stderr)
+        return 2
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, table.to_csv(index=False).encode("utf-8"))
+    actual = table[forecaster.target].to_numpy()
+    scored = ~np.isnan(actual)
+    errors = table[f"{forecaster.target}_forecast"].to_numpy()[scored] - actual[scored]
+    summary = {"out": str(out), "forecasts": len(table), "beyond_end": forecaster.horizon, "scored": int(scored.sum()),
+               "mae": float(np.mean(np.abs(errors))) if scored.any() else None,
+               "rmse": float(np.sqrt(np.mean(errors**2))) if scored.any() else None}
+    accuracy = (f"; against the file's {summary['scored']} actual values: MAE {summary['mae']:.4g}, RMSE "
+                f"{summary['rmse']:.4g}" if scored.any() else "")
+    print(f"wrote {len(table)} forecasts of {forecaster.target} (rows {table['row'].iloc[0]}-{table['row'].iloc[-1]}, "
+          f"the last {forecaster.horizon} after the file's end) to {out}{accuracy}")
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
 def export_command(args: argparse.Namespace) -> int:
     """Rebuild the module saved at ``args.checkpoint`` and write it as an ONNX model; exit 2 when the file
     cannot be read or the module has no ONNX form (an LSTM with a projection), or onnx is missing."""
@@ -557,7 +619,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bptt`` and ``python -m bptt``; returns the exit code."""
     args = build_parser().parse_args(argv)
     commands = {"train": train_command, "sweep": sweep_command, "gradcheck": gradcheck_command, "bench": bench.run,
-                "sample": sample_command, "visualize": visualize_command, "export": export_command}
+                "sample": sample_command, "visualize": visualize_command, "predict": predict_command,
+                "export": export_command}
     return commands[args.verb](args)
 
 

@@ -22,12 +22,13 @@ from bptt.train.fit import History, TrainConfig, TrainState, check_resume, data_
 from bptt.train.tasks.adding import AddingTask
 from bptt.train.tasks.chars import CharsTask
 from bptt.train.tasks.copy import CopyTask
+from bptt.train.tasks.csv_forecast import CsvTask
 from bptt.train.tasks.digits import DigitsTask
 from bptt.train.tasks.sine import SineTask
 from bptt.train.tasks.sunspots import SunspotsTask
 
 TASKS = {"sine": SineTask, "adding": AddingTask, "copy": CopyTask, "sunspots": SunspotsTask, "digits": DigitsTask,
-         "chars": CharsTask}
+         "chars": CharsTask, "csv": CsvTask}
 MODEL_OPTIONS = ("cell", "hidden_size", "num_layers", "dtype")
 DTYPES = ("float64", "float32")
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))

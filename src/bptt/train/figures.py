@@ -86,8 +86,23 @@ def _chars_figures(result, out: Path) -> list[Path]:
                     title=f"chars: {metrics['test_bpc']:.3f} bits per character on the test text")]
 
 
+def _csv_figures(result, out: Path) -> list[Path]:
+    """forecast.png: the test split's forecasts of the model and the baselines against the actual target."""
+    task, metrics = result.task, result.metrics
+    forecasts = task.forecast(result.model, result.test_data)
+    time = task.time_of(forecasts.pop("row"))
+    ahead = f"{task.horizon} row{'s' if task.horizon > 1 else ''} ahead"
+    title = (f"{task.target}, {ahead}: test RMSE {metrics['test_rmse']:.4g} (persistence "
+             f"{metrics['baseline_rmse']:.4g})")
+    return [_figure(out / "forecast.png",
+                    lambda ax: plots.plot_forecast(time, forecasts, ax, target=task.target,
+                                                   xlabel=task.time_column or "row"),
+                    title=title, size=(9, 4.5))]
+
+
 TASK_FIGURES = {"sine": _sine_figures, "adding": _adding_figures, "copy": _copy_figures,
-                "sunspots": _sunspots_figures, "digits": _digits_figures, "chars": _chars_figures}
+                "sunspots": _sunspots_figures, "digits": _digits_figures, "chars": _chars_figures,
+                "csv": _csv_figures}
 """Each task's own figures, saved beside loss.png: a function of the run's result and the output folder that
 writes them and returns their paths. A task without an entry gets loss.png alone."""
 

@@ -54,6 +54,22 @@ def plot_series(truth: np.ndarray, pred: np.ndarray, ax, *, unscored: int = 0, f
     return ax
 
 
+def plot_forecast(time: np.ndarray, forecasts: dict[str, np.ndarray], ax, *, target: str, xlabel: str):
+    """Held-out forecasts against the actual series: ``forecasts`` maps ``"actual"``, ``"model"`` and any
+    baselines (``"persistence"``, ``"seasonal"``) to values at the points ``time``."""
+    ax.plot(time, forecasts["actual"], "k-", lw=1.5, label="actual")
+    ax.plot(time, forecasts["model"], "-", color="tab:orange", lw=1.5, label="model")
+    styles = {"persistence": ("0.45", "--"), "seasonal": ("tab:blue", ":")}
+    for name, (color, style) in styles.items():
+        if name in forecasts:
+            ax.plot(time, forecasts[name], style, color=color, lw=1.0, label=f"{name} (baseline)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(target)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4, frameon=False)
+    return ax
+
+
 def plot_generation(observed: np.ndarray, generated: np.ndarray, truth: np.ndarray, ax):
     """Observed inputs, then the model's free-running continuation against the true one."""
     T, G = len(observed), len(generated)

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt._validation import check_dtype, check_positive_int, check_shape
-from bptt.train.tasks._common import check_split
+from bptt.train.tasks._common import check_split, masked_mse, scored_targets
 
 MISSING_STATSMODELS = "the sunspots task reads its data from statsmodels: pip install 'bptt[tasks]'"
 
@@ -165,21 +165,9 @@ class SunspotsTask:
 
     # ----- scoring -------------------------------------------------------------------------------------
 
-    def _scored(self, where: str, pred: NDArray, target: NDArray) -> tuple[NDArray, NDArray, NDArray]:
-        pred, target = np.asarray(pred), np.asarray(target)
-        check_shape(where, "target", target, (None, None, 1))
-        check_shape(where, "pred", pred, target.shape, "The model's output at every step, time-major.")
-        scored = ~np.isnan(target)
-        if not scored.any():
-            raise ValueError(f"{where}: expected at least one scored (not NaN) target, got none.")
-        return pred, target, scored
-
     def loss(self, pred: NDArray, target: NDArray) -> tuple[float, NDArray]:
         """MSE over the scored (not NaN) targets, in standardized units; zero gradient elsewhere."""
-        pred, target, scored = self._scored("SunspotsTask.loss", pred, target)
-        count = int(np.count_nonzero(scored))
-        diff = np.where(scored, pred - target, 0.0)        # a NaN target gives NaN here, replaced by 0
-        return float(np.sum(diff * diff) / count), diff * (2.0 / count)
+        return masked_mse("SunspotsTask.loss", pred, target)
 
     @property
     def first_test_year(self) -> int:
@@ -199,7 +187,7 @@ class SunspotsTask:
         """``test_mse`` in sunspots squared, ``persistence_mse`` (the previous value as forecast) on the same
         targets, and ``skill = 1 - test_mse / persistence_mse``."""
         x, target = data
-        pred, target, scored = self._scored("SunspotsTask.metrics", model(x), target)
+        pred, target, scored = scored_targets("SunspotsTask.metrics", model(x), target)
         x = np.asarray(x)
         check_shape("SunspotsTask.metrics", "x", x, target.shape)
         truth = target[scored].astype(np.float64)
