@@ -71,6 +71,56 @@ def test_layer_matches_onnxruntime(tmp_path, family, num_layers, bidirectional, 
     assert largest_error(run_onnx(path, x), reference_outputs(layer, x)) <= TOLERANCE
 
 
+def packed_case(family, num_layers, bidirectional, initial_states, seed):
+    """A float32 layer, a padded batch ``x (T, 6, I)`` (noise after each sequence's length), its lengths (two of
+    them T, one 1) and initial states (or None), and the graph's feed for them."""
+    cls, options = FAMILIES[family]
+    layer = cls(I, H, num_layers=num_layers, bidirectional=bidirectional, **options, dtype=np.float32, rng=seed)
+    rng = np.random.default_rng(seed + 1)
+    x = rng.standard_normal((T, 6, I)).astype(np.float32)
+    lengths = np.concatenate([[T, 1, T], rng.integers(1, T + 1, 3)])
+    feed = {"sequence_lens": lengths.astype(np.int32)}
+    hx = None
+    if initial_states:
+        shape = (num_layers * layer.num_directions, 6, H)
+        states = [rng.standard_normal(shape).astype(np.float32) for _ in layer.family.state_names]
+        feed.update({f"{name}0": state for name, state in zip(layer.family.state_names, states, strict=True)})
+        hx = tuple(states) if len(states) > 1 else states[0]
+    return layer, x, lengths, hx, feed
+
+
+@pytest.mark.parametrize("initial_states", [False, True], ids=["zero-states", "given-states"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_layer_with_lengths_and_initial_states_matches_onnxruntime(tmp_path, family, num_layers, bidirectional,
+                                                                   initial_states):
+    layer, x, lengths, hx, feed = packed_case(family, num_layers, bidirectional, initial_states, seed=23)
+    path = export_onnx(layer, tmp_path / "layer.onnx")
+    out, states = layer(x, hx, lengths)
+    expected = {"output": out, **state_outputs(states)}
+    assert np.abs(out - layer(x, hx)[0]).max() > 1e-3                # the lengths change the outputs
+    got = run_onnx(path, x, **feed)
+    assert largest_error(got, expected) <= TOLERANCE
+    padded = np.arange(T)[:, None] >= lengths                         # (T, N): steps after each length
+    assert (got["output"][padded] == 0).all() and (out[padded] == 0).all()
+
+
+def test_leaving_the_layer_inputs_out_runs_full_sequences_from_zero_states(tmp_path):
+    layer = LSTM(I, H, num_layers=2, bidirectional=True, rng=24)
+    path = export_onnx(layer, tmp_path / "lstm.onnx")
+    graph_inputs = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()
+    assert [(g.name, g.type.startswith("optional(")) for g in graph_inputs] == [
+        ("input", False), ("sequence_lens", True), ("h0", True), ("c0", True)]
+    x = np.random.default_rng(25).standard_normal((T, N, I))
+    left_out = run_onnx(path, x)
+    assert largest_error(left_out, reference_outputs(layer, x)) <= TOLERANCE
+    zeros = np.zeros((4, N, H), dtype=np.float32)
+    defaults = run_onnx(path, x, sequence_lens=np.full(N, T, dtype=np.int32), h0=zeros, c0=zeros)
+    assert all(np.array_equal(left_out[name], defaults[name]) for name in left_out)
+    assert all(np.array_equal(left_out[name], value) for name, value in run_onnx(path, x, h0=None).items())
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_sequence_regressor_matches_onnxruntime(tmp_path, cell):
     model = SequenceRegressor(I, H, 2, num_layers=2, cell=cell, rng=3)
@@ -141,7 +191,11 @@ def test_language_model_matches_onnxruntime_in_one_pass_and_in_chunks(tmp_path, 
 
 
 @pytest.mark.parametrize("module, expected", [
-    (GRU(I, H, num_layers=2, rng=0), "inputs: input (T, N, 4) float32"),
+    (GRU(I, H, num_layers=2, rng=0), "inputs: input (T, N, 4) float32, optional sequence_lens (N,) int32 "
+                                     "(1..T, default T), optional h0 (2, N, 6) float32 (default zeros)"),
+    (LSTM(I, H, bidirectional=True, rng=0), "inputs: input (T, N, 4) float32, optional sequence_lens (N,) int32 "
+                                            "(1..T, default T), optional h0 (2, N, 6) float32 (default zeros), "
+                                            "optional c0 (2, N, 6) float32 (default zeros)"),
     (SequenceRegressor(I, H, 2, rng=0), "inputs: input (T, N, 4) float32"),
     (SequenceClassifier(I, H, C, bidirectional=True, rng=0),
      "inputs: input (T, N, 4) float32, optional sequence_lens (N,) int32 (1..T, default T)"),
@@ -149,7 +203,7 @@ def test_language_model_matches_onnxruntime_in_one_pass_and_in_chunks(tmp_path, 
      "inputs: tokens (T, N) int64 (0..10), optional h0 (2, N, 6) float32 (default zeros)"),
     (LanguageModel(V, E, H, 3, rng=0), "inputs: tokens (T, N) int64 (0..10), optional h0 (3, N, 6) float32 "
                                        "(default zeros), optional c0 (3, N, 6) float32 (default zeros)"),
-], ids=["gru", "regressor", "classifier", "rnn-lm", "lstm-lm"])
+], ids=["gru", "bidirectional-lstm", "regressor", "classifier", "rnn-lm", "lstm-lm"])
 def test_describe_inputs_says_what_the_file_takes(tmp_path, module, expected):
     assert describe_inputs(module) == expected
     session = onnxruntime.InferenceSession(str(export_onnx(module, tmp_path / "model.onnx")),
@@ -163,6 +217,8 @@ def test_older_opset_runs_the_same(tmp_path):
     layer = LSTM(I, H, bidirectional=True, rng=11)
     path = export_onnx(layer, tmp_path / "lstm.onnx", opset=14)
     assert onnx.load(path).opset_import[0].version == 14
+    assert [graph_input.name for graph_input in onnx.load(path).graph.input] == ["input"]  # no Optional type yet
+    assert describe_inputs(layer, opset=14) == "inputs: input (T, N, 4) float32"
     x = np.random.default_rng(12).standard_normal((T, N, I))
     assert largest_error(run_onnx(path, x), reference_outputs(layer, x)) <= TOLERANCE
 
@@ -183,6 +239,19 @@ def test_refusals_name_the_reason_and_write_nothing(tmp_path, module, options, e
     with pytest.raises(error, match=f"^export_onnx: {message}"):
         export_onnx(module, tmp_path / "model.onnx", **options)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("module, opset, error, message", [
+    (GRU(I, H, rng=0), 14.0, TypeError, "expected opset to be an int, got float"),
+    (RNN(I, H, rng=0), 13, ValueError, r"expected opset of at least 14, got 13\.$"),
+    (SequenceClassifier(I, H, C, rng=0), 14, ValueError,
+     r"expected opset of at least 15 for a SequenceClassifier \(its optional inputs need opset 15\), got 14\.$"),
+    (Linear(I, H, rng=0), 17, TypeError, "expected an LSTM, GRU, RNN, SequenceRegressor, SequenceClassifier or "
+                                         "LanguageModel, got Linear"),
+])
+def test_describe_inputs_refuses_what_cannot_be_exported(module, opset, error, message):
+    with pytest.raises(error, match=f"^describe_inputs: {message}"):
+        describe_inputs(module, opset=opset)
 
 
 def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):

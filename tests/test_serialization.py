@@ -489,11 +489,6 @@ def test_converted_weights_are_copies():
     (from_torch, lambda: torch.nn.GRU(2, 3, dtype=torch.float16), TypeError,
      "from_torch: expected parameters all float32 or all float64, got float16"),
     (from_torch, lambda: torch.nn.Linear(2, 3).to(torch.bfloat16), TypeError, "got bfloat16"),
-    (to_torch, lambda: SequenceRegressor(2, 3, 1), ValueError,
-     "to_torch: expected a layer of type LSTM, GRU, RNN, Linear, got SequenceRegressor"),
-    (to_torch, lambda: LanguageModel(5, 2, 3), ValueError,
-     "got LanguageModel; a composite model has no single torch twin: load its bptt.save file into a "
-     r"torch.nn.Module with the same attributes \(rnn and head, a LanguageModel's embedding too\)"),
     (to_torch, lambda: Embedding(5, 2), ValueError, r"got Embedding\.$"),
     (to_torch, lambda: torch.nn.LSTM(2, 3), TypeError, "to_torch: expected a bptt layer, got LSTM"),
 ])

@@ -611,7 +611,7 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"bptt export: {error}", file=sys.stderr)
         return 2
     print(f"bptt export | wrote {path}: the {type(module).__name__} of {args.checkpoint} as ONNX opset {args.opset}; "
-          f"{describe_inputs(module)}")
+          f"{describe_inputs(module, opset=args.opset)}")
     return 0
 
 

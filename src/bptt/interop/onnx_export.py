@@ -15,13 +15,16 @@ What differs between PyTorch's layout and ONNX's is settled here, once:
   layer's input (and the graph's output after the last layer). The final states of all layers are
   concatenated to ``(L*D, N, H)``, PyTorch's order (layer-major, forward direction first); initial states
   ``(L*D, N, H)`` are sliced the other way, ``D`` rows per layer.
-- **Lengths.** A classifier's ``sequence_lens`` goes to every layer's operator, which then stops each sequence
-  at its own length: its ``Y_h`` is the state at step :math:`\ell_n` (the reverse direction's at step 1),
-  bptt's packed-sequence semantics. The head reads the last layer's ``Y_h`` ``(D, N, H)`` as ``(N, D*H)``,
-  forward direction first: PyTorch's ``cat(h_n[-2], h_n[-1])``.
+- **Lengths.** ``sequence_lens`` (a bare layer's or a classifier's) goes to every layer's operator, which then
+  stops each sequence at its own length: its ``Y`` is zero after step :math:`\ell_n` and its ``Y_h`` is the
+  state at step :math:`\ell_n` (the reverse direction's at step 1, its pass running backwards from step
+  :math:`\ell_n`), bptt's packed-sequence semantics (``layer(x, lengths=...)``). The classifier's head reads
+  the last layer's ``Y_h`` ``(D, N, H)`` as ``(N, D*H)``, forward direction first: PyTorch's
+  ``cat(h_n[-2], h_n[-1])``.
 - **Optional inputs.** ``sequence_lens``, ``h0`` and ``c0`` are inputs of ONNX's Optional type (opset 15 and
   later): an ``If`` on ``OptionalHasElement`` takes the tensor given or builds the default (every sequence
-  full; zero states). In onnxruntime, leave them out of the feed (or feed None).
+  full; zero states). In onnxruntime, leave them out of the feed (or feed None). Exported at opset 14, a bare
+  layer's graph takes ``input`` alone.
 - **Embedding.** A ``Gather`` of the table's rows by the int64 tokens.
 
 The graphs (T and N symbolic; I input, H hidden, L layers, D directions, O outputs, C classes, V vocabulary;
@@ -30,8 +33,9 @@ The graphs (T and N symbolic; I input, H hidden, L layers, D directions, O outpu
 ==================  ===============================================  ==================================================
 module              inputs                                           outputs
 ==================  ===============================================  ==================================================
-LSTM, GRU, RNN      ``input (T, N, I)`` float32                      ``output (T, N, D*H)``, ``h_n (L*D, N, H)``, and
-                                                                     ``c_n (L*D, N, H)`` for an LSTM
+LSTM, GRU, RNN      ``input (T, N, I)`` float32,                     ``output (T, N, D*H)``, ``h_n (L*D, N, H)``, and
+                    ``sequence_lens? (N,)`` int32 in 1..T,           ``c_n (L*D, N, H)`` for an LSTM
+                    ``h0? (L*D, N, H)``, ``c0? (L*D, N, H)`` (LSTM)
 SequenceRegressor   ``input (T, N, I)`` float32                      ``output (T, N, O)``
 SequenceClassifier  ``input (T, N, I)`` float32,                     ``logits (N, C)``
                     ``sequence_lens? (N,)`` int32 in 1..T
@@ -101,37 +105,58 @@ def _check_exportable(where: str, module: object) -> RecurrentLayer:
     return layer
 
 
-def _signature(module: Exportable) -> tuple[list[_Tensor], list[_Tensor]]:
-    """The inputs and outputs of ``module``'s graph, in order (``module`` already checked)."""
+def _signature(module: Exportable, opset: int = DEFAULT_OPSET) -> tuple[list[_Tensor], list[_Tensor]]:
+    """The inputs and outputs of ``module``'s graph at ``opset``, in order (``module`` already checked)."""
     layer = module if isinstance(module, RecurrentLayer) else module.rnn
     D, H = layer.num_directions, layer.hidden_size
     states = [_Tensor(f"{s}_n", "float32", (layer.num_layers * D, "N", H)) for s in layer.family.state_names]
     sequence = _Tensor("input", "float32", ("T", "N", layer.input_size))
+    lengths = _Tensor("sequence_lens", "int32", ("N",), optional=True, note="1..T, default T")
+    initial = [_Tensor(f"{s}0", "float32", state.shape, optional=True, note="default zeros")
+               for s, state in zip(layer.family.state_names, states, strict=True)]
     if isinstance(module, RecurrentLayer):
-        return [sequence], [_Tensor("output", "float32", ("T", "N", D * H)), *states]
+        optional = [lengths, *initial] if opset >= OPTIONAL_OPSET else []   # Optional inputs need opset 15
+        return [sequence, *optional], [_Tensor("output", "float32", ("T", "N", D * H)), *states]
     if isinstance(module, SequenceRegressor):
         return [sequence], [_Tensor("output", "float32", ("T", "N", module.head.out_features))]
     if isinstance(module, SequenceClassifier):
-        lengths = _Tensor("sequence_lens", "int32", ("N",), optional=True, note="1..T, default T")
         return [sequence, lengths], [_Tensor("logits", "float32", ("N", module.head.out_features))]
     V = module.vocab_size
     tokens = _Tensor("tokens", "int64", ("T", "N"), note=f"0..{V - 1}")
-    initial = [_Tensor(f"{s}0", "float32", state.shape, optional=True, note="default zeros")
-               for s, state in zip(layer.family.state_names, states, strict=True)]
     return [tokens, *initial], [_Tensor("logits", "float32", ("T", "N", V)), *states]
 
 
-def describe_inputs(module: Exportable) -> str:
-    """What the graph that :func:`export_onnx` writes for ``module`` takes, in words.
+def _check_opset(where: str, module: Exportable, opset: object, newest: int | None = None) -> int:
+    """``opset`` if ``module`` can be exported at it (up to ``newest``, the installed onnx's, when given)."""
+    if isinstance(opset, bool) or not isinstance(opset, numbers.Integral):
+        raise TypeError(f"{where}: expected opset to be an int, got {type(opset).__name__}.")
+    lowest = OPTIONAL_OPSET if any(tensor.optional for tensor in _signature(module, MIN_OPSET)[0]) else MIN_OPSET
+    if opset < lowest or (newest is not None and opset > newest):
+        reason = f" for a {type(module).__name__} (its optional inputs need opset 15)" if lowest > MIN_OPSET else ""
+        upper = f"between {lowest} and {newest}" if newest is not None else f"of at least {lowest}"
+        raise ValueError(f"{where}: expected opset {upper}{reason}, got {opset}.")
+    return int(opset)
+
+
+def describe_inputs(module: Exportable, *, opset: int = DEFAULT_OPSET) -> str:
+    r"""What the graph that :func:`export_onnx` writes for ``module`` at ``opset`` takes, in words.
 
     Examples
     --------
+    >>> from bptt import GRU
     >>> from bptt.layers.models import SequenceClassifier
     >>> describe_inputs(SequenceClassifier(3, 8, 4, rng=0))
     'inputs: input (T, N, 3) float32, optional sequence_lens (N,) int32 (1..T, default T)'
+    >>> print(describe_inputs(GRU(3, 8, num_layers=2, bidirectional=True, rng=0)).replace(", optional", ",\noptional"))
+    inputs: input (T, N, 3) float32,
+    optional sequence_lens (N,) int32 (1..T, default T),
+    optional h0 (4, N, 8) float32 (default zeros)
+    >>> describe_inputs(GRU(3, 8, rng=0), opset=14)
+    'inputs: input (T, N, 3) float32'
     """
-    _check_exportable("describe_inputs", module)
-    inputs, _ = _signature(module)
+    where = "describe_inputs"
+    _check_exportable(where, module)
+    inputs, _ = _signature(module, _check_opset(where, module, opset))
     return "inputs: " + ", ".join(tensor.describe() for tensor in inputs)
 
 
@@ -255,24 +280,52 @@ class _Graph:
         return finals
 
 
-def _layer_nodes(graph: _Graph, layer: RecurrentLayer) -> None:
-    for name, states in graph.recurrent_stack(layer, "input", "output").items():
+def _full_lengths(branch: _Graph) -> str:
+    """The default of an optional ``sequence_lens``: ``(N,)`` int32, every entry T (each sequence runs to the end
+    of ``input``)."""
+    (steps,) = branch.node("Shape", ["input"], ["input_T"], start=0, end=1)
+    (steps32,) = branch.node("Cast", [steps], ["input_T_int32"], to=branch.onnx.TensorProto.INT32)
+    return branch.node("Expand", [steps32, branch.batch_size("input", "input_N")], ["sequence_lens_full"])[0]
+
+
+def _zero_state(tensor: _Tensor, source: str) -> Callable[[_Graph], str]:
+    """The default of an optional initial state ``tensor`` ``(L*D, N, H)``: zeros, with N read off the graph
+    input ``source`` (its second dimension)."""
+    def zeros(branch: _Graph) -> str:
+        LD = branch.constant(f"{tensor.name}_LD", np.array([tensor.shape[0]], dtype=np.int64))
+        H = branch.constant(f"{tensor.name}_H", np.array([tensor.shape[2]], dtype=np.int64))
+        N = branch.batch_size(source, f"{tensor.name}_N")
+        (shape,) = branch.node("Concat", [LD, N, H], [f"{tensor.name}_shape"], axis=0)
+        zero = branch.onnx.numpy_helper.from_array(np.zeros(1, dtype=np.float32))
+        return branch.node("ConstantOfShape", [shape], [f"{tensor.name}_zeros"], value=zero)[0]
+    return zeros
+
+
+def _initial_states(graph: _Graph, layer: RecurrentLayer, tensors: list[_Tensor], source: str) -> dict[str, str]:
+    """The optional initial states ``tensors`` (``h0``, and ``c0`` for an LSTM) as ``recurrent_stack`` takes
+    them: state name -> the tensor given or zeros (N from the graph input ``source``)."""
+    return {name: graph.optional_input(tensor, _zero_state(tensor, source))
+            for name, tensor in zip(layer.family.state_names, tensors, strict=True)}
+
+
+def _layer_nodes(graph: _Graph, layer: RecurrentLayer, inputs: list[_Tensor]) -> None:
+    lengths, initial = "", None
+    if len(inputs) > 1:                            # opset 15 and later: sequence_lens, h0 (and c0), each optional
+        _, lengths_tensor, *states = inputs
+        lengths = graph.optional_input(lengths_tensor, _full_lengths)
+        initial = _initial_states(graph, layer, states, "input")
+    finals = graph.recurrent_stack(layer, "input", "output", sequence_lens=lengths, initial=initial)
+    for name, states in finals.items():
         graph.node("Concat", states, [name], axis=0)
 
 
-def _regressor_nodes(graph: _Graph, model: SequenceRegressor) -> None:
+def _regressor_nodes(graph: _Graph, model: SequenceRegressor, inputs: list[_Tensor]) -> None:
     graph.recurrent_stack(model.rnn, "input", "features")
     graph.linear(model.head, "features", "output")
 
 
-def _classifier_nodes(graph: _Graph, model: SequenceClassifier) -> None:
-    def full_lengths(branch: _Graph) -> str:
-        """``(N,)`` int32, every entry T: each sequence runs to the end."""
-        (steps,) = branch.node("Shape", ["input"], ["input_T"], start=0, end=1)
-        (steps32,) = branch.node("Cast", [steps], ["input_T_int32"], to=branch.onnx.TensorProto.INT32)
-        return branch.node("Expand", [steps32, branch.batch_size("input", "input_N")], ["sequence_lens_full"])[0]
-
-    lengths = graph.optional_input(_signature(model)[0][1], full_lengths)
+def _classifier_nodes(graph: _Graph, model: SequenceClassifier, inputs: list[_Tensor]) -> None:
+    lengths = graph.optional_input(inputs[1], _full_lengths)
     finals = graph.recurrent_stack(model.rnn, "input", None, sequence_lens=lengths)
     # f = [h_n[-D], ..., h_n[-1]]: the last layer's Y_h (D, N, H) as (N, D*H), forward direction first
     (batch_major,) = graph.node("Transpose", [finals["h_n"][-1]], ["h_n_last_NDH"], perm=[1, 0, 2])
@@ -281,24 +334,11 @@ def _classifier_nodes(graph: _Graph, model: SequenceClassifier) -> None:
     graph.linear(model.head, "features", "logits")
 
 
-def _zero_state(tensor: _Tensor) -> Callable[[_Graph], str]:
-    """The default of a language model's optional initial state ``tensor`` ``(L, N, H)``: zeros."""
-    def zeros(branch: _Graph) -> str:
-        L = branch.constant(f"{tensor.name}_L", np.array([tensor.shape[0]], dtype=np.int64))
-        H = branch.constant(f"{tensor.name}_H", np.array([tensor.shape[2]], dtype=np.int64))
-        N = branch.batch_size("tokens", f"{tensor.name}_N")
-        (shape,) = branch.node("Concat", [L, N, H], [f"{tensor.name}_shape"], axis=0)
-        zero = branch.onnx.numpy_helper.from_array(np.zeros(1, dtype=np.float32))
-        return branch.node("ConstantOfShape", [shape], [f"{tensor.name}_zeros"], value=zero)[0]
-    return zeros
-
-
-def _language_model_nodes(graph: _Graph, model: LanguageModel) -> None:
+def _language_model_nodes(graph: _Graph, model: LanguageModel, inputs: list[_Tensor]) -> None:
     table = graph.constant("embedding.weight", model.embedding.params["weight"].astype(np.float32))
     graph.node("Gather", [table, "tokens"], ["embedded"], axis=0)        # e_t = W_E[x_t], (T, N, E)
-    _, *states = _signature(model)[0]                                     # h0 (and c0), (L, N, H)
-    initial = {name: graph.optional_input(tensor, _zero_state(tensor))
-               for name, tensor in zip(model.rnn.family.state_names, states, strict=True)}
+    _, *states = inputs                                                   # h0 (and c0), (L, N, H)
+    initial = _initial_states(graph, model.rnn, states, "tokens")
     finals = graph.recurrent_stack(model.rnn, "embedded", "features", initial=initial)
     for name, tensors in finals.items():
         graph.node("Concat", tensors, [name], axis=0)
@@ -320,18 +360,22 @@ def export_onnx(module: Exportable, path: str | os.PathLike, *, opset: int = DEF
         with ``proj_size > 0`` is refused (ValueError): ONNX's LSTM operator has no projection.
     path : the file to write, atomically (a crash leaves the old file or the new one).
     opset : the ONNX opset to target, from 14 (15 for a ``SequenceClassifier`` or ``LanguageModel``, whose
-        optional inputs need ONNX's Optional type) to the newest the installed ``onnx`` knows (default 17).
+        optional inputs need ONNX's Optional type) to the newest the installed ``onnx`` knows (default 17). A
+        bare layer exported at opset 14 has no optional inputs: ``input`` alone.
 
     Notes
     -----
     The graph's inputs and outputs are in the module docstring's table; :func:`describe_inputs` says them
     in words. T and N are symbolic. The float input is ``"input"`` ``(T, N, I)``, **time-major even when the
     layer was built with** ``batch_first=True`` (transpose batch-first data before feeding it). A bare layer
-    returns what PyTorch's forward returns from zero initial states; a ``SequenceRegressor`` the head at every
-    step. A ``SequenceClassifier`` returns ``model(x, lengths)``: feed ``sequence_lens`` (int32) for padded
-    batches, leave it out when every sequence has T steps. A ``LanguageModel`` returns ``model(tokens, hx)``
-    in evaluation mode and its final states: feed ``h_n`` (and ``c_n``) back as ``h0`` (and ``c0``) to carry
-    the state from one chunk, or one sampled token, to the next. The model is checked with
+    returns ``layer(x, hx, lengths)`` in evaluation mode: feed ``sequence_lens`` (int32) for a padded batch
+    (outputs after a sequence's length are zero, its final states those of its own last step) and ``h0`` (and
+    ``c0``) ``(L*D, N, H)`` to start from given states; left out, every sequence has T steps and the states
+    start at zero, PyTorch's ``layer(x)``. A ``SequenceRegressor`` returns the head at every step. A
+    ``SequenceClassifier`` returns ``model(x, lengths)``: feed ``sequence_lens`` (int32) for padded batches,
+    leave it out when every sequence has T steps. A ``LanguageModel`` returns ``model(tokens, hx)`` in
+    evaluation mode and its final states: feed ``h_n`` (and ``c_n``) back as ``h0`` (and ``c0``) to carry the
+    state from one chunk, or one sampled token, to the next. The model is checked with
     ``onnx.checker.check_model`` before it is written. Needs the ``onnx`` package (``pip install 'bptt[onnx]'``).
 
     Examples
@@ -351,18 +395,11 @@ def export_onnx(module: Exportable, path: str | os.PathLike, *, opset: int = DEF
     except ImportError as error:
         raise ImportError(f"{where}: expected the onnx package, got none installed. "
                           "Install it with pip install 'bptt[onnx]'.") from error
-    newest = onnx.defs.onnx_opset_version()
-    if isinstance(opset, bool) or not isinstance(opset, numbers.Integral):
-        raise TypeError(f"{where}: expected opset to be an int, got {type(opset).__name__}.")
-    inputs, outputs = _signature(module)
-    lowest = OPTIONAL_OPSET if any(tensor.optional for tensor in inputs) else MIN_OPSET
-    if not lowest <= opset <= newest:
-        reason = f" for a {type(module).__name__} (its optional inputs need opset 15)" if lowest > MIN_OPSET else ""
-        raise ValueError(f"{where}: expected opset between {lowest} and {newest}{reason}, got {opset}.")
-
+    opset = _check_opset(where, module, opset, onnx.defs.onnx_opset_version())
+    inputs, outputs = _signature(module, opset)
     graph = _Graph(onnx)
     build = next(nodes for cls, nodes in NODES.items() if isinstance(module, cls))
-    build(graph, module)
+    build(graph, module, inputs)
     onnx_graph = onnx.helper.make_graph(graph.nodes, type(module).__name__, [graph.value_info(t) for t in inputs],
                                         [graph.value_info(t) for t in outputs], graph.initializers)
     opsets = [onnx.helper.make_opsetid("", opset)]
