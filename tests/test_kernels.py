@@ -109,3 +109,27 @@ def test_bptt_kernels_numpy_keeps_the_numpy_path():
         assert kernels.lstm_backward_cell() is None and kernels.gru_backward_cell() is None
         assert kernels.lstm_forward_cell() is None and kernels.gru_forward_cells() is None
         assert kernels.lstm_sequence_kernels() is None
+
+
+def test_the_path_in_words_follows_the_environment_and_the_installation(monkeypatch):
+    import numba
+
+    monkeypatch.delenv("BPTT_KERNELS", raising=False)
+    assert kernels.describe_path() == f"compiled kernels (numba {numba.__version__})"
+    monkeypatch.setenv("BPTT_KERNELS", "numpy")
+    assert kernels.describe_path() == "NumPy path (BPTT_KERNELS=numpy)"
+    monkeypatch.delenv("BPTT_KERNELS")
+    monkeypatch.setattr(kernels.importlib.util, "find_spec", lambda name: None)
+    assert kernels.describe_path().startswith("NumPy path (numba is not installed; pip install 'bptt[fast]'")
+
+
+def test_version_and_train_say_which_path_runs(tmp_path, capsys, monkeypatch):
+    from bptt.cli import main
+
+    monkeypatch.setenv("BPTT_KERNELS", "numpy")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip().endswith("| NumPy path (BPTT_KERNELS=numpy)")
+    monkeypatch.delenv("BPTT_KERNELS")
+    assert main(["train", "sine", "--steps", "2", "--hidden-size", "4", "--out", str(tmp_path)]) == 0
+    assert "| compiled kernels (numba " in capsys.readouterr().out.splitlines()[0]

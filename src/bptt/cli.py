@@ -24,6 +24,7 @@ from bptt.interop.io import atomic_write_bytes, load_arrays, remove_interrupted_
 from bptt.interop.onnx_export import DEFAULT_OPSET, describe_inputs, export_onnx
 from bptt.interop.serialization import load, save
 from bptt.layers.gru import GRU
+from bptt.layers.kernels import describe_path
 from bptt.layers.lstm import LSTM
 from bptt.layers.models import CELLS
 from bptt.layers.rnn import RNN
@@ -106,7 +107,7 @@ TASK_OPTIONS = ("pixels", "text", "file", "target", "columns", "time_column", "w
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bptt", description="Recurrent networks in NumPy with hand-derived BPTT.")
-    parser.add_argument("--version", action="version", version=f"bptt {__version__}")
+    parser.add_argument("--version", action="version", version=f"bptt {__version__} | {describe_path()}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     train = verbs.add_parser("train", help="train a model on a task and save checkpoint, metrics and figures")
     _add_training_options(train)
@@ -292,7 +293,7 @@ def _train_in(out: Path, args: argparse.Namespace, experiment: Experiment, resum
         remove_interrupted_writes(path)
     done = resume.step if resume is not None else 0
     resumed = f" | resumed after step {done}" if done else ""
-    console.print(f"bptt train | {_describe(experiment)} | out {out}{resumed}")
+    console.print(f"bptt train | {_describe(experiment)} | out {out}{resumed} | {describe_path()}")
     task = make_task(experiment.task, experiment.seed, **experiment.task_options)
     if hasattr(task, "summary"):
         console.print(task.summary(), markup=False)

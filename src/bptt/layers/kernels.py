@@ -15,6 +15,8 @@ loops. numba is imported, and a kernel compiled, at the first backward pass that
 from __future__ import annotations
 
 import functools
+import importlib.metadata
+import importlib.util
 import math
 import os
 from collections.abc import Callable
@@ -182,6 +184,22 @@ def _compiled(kernel: Callable) -> Callable:
     import numba
 
     return numba.njit(kernel, cache=True)
+
+
+def describe_path() -> str:
+    """Which path the passes take, in words: the compiled kernels with numba's version, or the NumPy path and
+    why (``BPTT_KERNELS=numpy``, or numba not installed). Finds numba without importing it.
+
+    Examples
+    --------
+    >>> describe_path().startswith(("compiled kernels (numba ", "NumPy path ("))
+    True
+    """
+    if os.environ.get("BPTT_KERNELS", "").lower() == "numpy":
+        return "NumPy path (BPTT_KERNELS=numpy)"
+    if importlib.util.find_spec("numba") is None:
+        return "NumPy path (numba is not installed; pip install 'bptt[fast]' adds the compiled kernels)"
+    return f"compiled kernels (numba {importlib.metadata.version('numba')})"
 
 
 def _available(kernel: Callable) -> Callable | None:

@@ -49,6 +49,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.layers.gru import GRU
+from bptt.layers.kernels import describe_path
 from bptt.layers.lstm import LSTM
 from bptt.layers.rnn import RNN
 from bptt.layers.stream import Stream
@@ -500,7 +501,7 @@ def run(args: argparse.Namespace) -> int:
                 "torch_threads": args.torch_threads, "seed": args.seed}
     shown = {**settings, "configs": ";".join(",".join(map(str, c)) for c in configs)}
     print("bptt bench | " + " | ".join(f"{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, list) else v}"
-                                       for k, v in shown.items()), flush=True)
+                                       for k, v in shown.items()) + f" | {describe_path()}", flush=True)
     torch = None
     if args.passes:
         try:

@@ -26,6 +26,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bptt.layers.kernels import describe_path
+
 PAUSE_S = 0.2            # seconds of sleep before every timed block (and before each calibration)
 TORCH_THREADS = 2        # torch.set_num_threads, as BENCHMARKING.md says for these 2-core machines
 FOREIGN_WARN = 0.05      # flag results when other processes used more than this share of the CPUs
@@ -202,7 +204,7 @@ def environment_report(torch_threads: int = TORCH_THREADS) -> dict:
     env_vars = {name: os.environ.get(name) for name in names}
     torch_version = torch.__version__ if torch else None
     print(f"python {platform.python_version()}, numpy {np.__version__}, torch {torch_version or 'not installed'}, "
-          f"bptt {__version__}")
+          f"bptt {__version__}, {describe_path()}")
     print(f"cpu: {cpu_model()}, {os.cpu_count()} logical cores")
     if torch:
         print(f"torch threads: {torch.get_num_threads()} (torch.set_num_threads; asked for {torch_threads}), "
@@ -237,4 +239,4 @@ def environment_report(torch_threads: int = TORCH_THREADS) -> dict:
             "bptt": __version__, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads() if torch else None,
             "threadpools": None if pools is None else [{k: p.get(k) for k in keys} for p in pools],
-            "env": env_vars}
+            "env": env_vars, "kernels": describe_path()}
