@@ -13,6 +13,7 @@ from bptt._validation import (
     check_shape,
     resolve_rng,
 )
+from bptt.layers._blas import matmul  # np.matmul without OpenBLAS's spurious invalid flag
 from bptt.layers.module import Module
 
 
@@ -61,7 +62,7 @@ class Linear(Module):
             raise ValueError(f"Linear.forward: expected x of shape (*, {self.in_features}), got a scalar.")
         check_shape("Linear.forward", "x", x, (None,) * (x.ndim - 1) + (self.in_features,))
         self._x = x
-        y = x @ self.params["weight"].T
+        y = matmul(x, self.params["weight"].T)
         if self.bias:
             y += self.params["bias"]
         return y
@@ -77,4 +78,4 @@ class Linear(Module):
         self.grads["weight"] += dy2.T @ x2          # dL/dW = sum over rows of dy^T x
         if self.bias:
             self.grads["bias"] += dy2.sum(axis=0)   # dL/db = sum over rows of dy
-        return dy @ self.params["weight"]           # dL/dx = dy W
+        return matmul(dy, self.params["weight"])    # dL/dx = dy W

@@ -40,6 +40,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from bptt.layers._blas import matmul  # np.matmul without OpenBLAS's spurious invalid flag
 from bptt.layers.activations import sigmoid_grad_from_output, tanh_grad_from_output
 from bptt.layers.kernels import lstm_backward_cell, lstm_forward_cell, lstm_sequence_kernels
 from bptt.layers.recurrent import (
@@ -154,7 +155,7 @@ def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray,
             np.multiply(o, tanh_c[t], out=h[t + 1])         # (L5) h = m
         else:
             np.multiply(o, tanh_c[t], out=output)
-            np.matmul(weight_hr, output, out=h[t + 1])      # (L9) h = W_hr m
+            matmul(weight_hr, output, out=h[t + 1])         # (L9) h = W_hr m
         frozen = inactive_at(inactive, t)
         freeze_inactive(c[t + 1], c[t], frozen)
         freeze_inactive(h[t + 1], h[t], frozen)
@@ -257,7 +258,7 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
     if dh_all is not None:
         # (L9) dW_hr = sum_t dh_t m_t^T with m_t = o_t tanh(c_t), one GEMM
         m_columns = step_columns(gates[:, 2 * H:3 * H] * tanh_c)
-        grads["weight_hr"] = step_columns(dh_all) @ m_columns.T
+        grads["weight_hr"] = matmul(step_columns(dh_all), m_columns.T)
     return gradients.dx, (dh_recurrent.T.copy(), dc.T.copy()), grads
 
 

@@ -42,6 +42,7 @@ from bptt._validation import (
     check_shape,
     resolve_rng,
 )
+from bptt.layers._blas import matmul  # np.matmul without OpenBLAS's spurious invalid flag
 from bptt.layers.module import Module
 
 State = tuple[NDArray, ...]
@@ -379,7 +380,7 @@ def _project_in_chunks(weight: NDArray, x: NDArray, bias: NDArray | None, rows: 
     for start in range(0, T, k):
         stop = min(T, start + k)
         m = (stop - start) * N
-        np.matmul(x[start:stop].reshape(m, I), weight.T, out=row_major[:m])
+        matmul(x[start:stop].reshape(m, I), weight.T, out=row_major[:m])
         steps = row_major[:m].reshape(stop - start, N, R).transpose(0, 2, 1)
         if bias is None:
             projection[start:stop] = steps
@@ -468,7 +469,7 @@ class ChunkedGradients:
         k = stop - start
         hidden = self.hidden_columns[:, :k * N]                        # column block j = step start + j
         x_rows = self.x[start:stop].reshape(k * N, I)
-        self.weight_hh_grad += hidden @ step_columns(self.h_prev[start:stop]).T
+        self.weight_hh_grad += matmul(hidden, step_columns(self.h_prev[start:stop]).T)
         if self.bias_ih_grad is not None and self.input_tail:
             self.bias_hh_grad += hidden.sum(axis=1)
         m = self.input_tail
@@ -481,7 +482,7 @@ class ChunkedGradients:
     def _input_side(self, rows: slice, columns: NDArray, x_rows: NDArray) -> NDArray:
         """The input side's share of a chunk for the weight rows ``rows``: dW_ih and db_ih there, and its part of
         dx, returned as ``(k N, I)``."""
-        self.weight_ih_grad[rows] += columns @ x_rows
+        self.weight_ih_grad[rows] += matmul(columns, x_rows)
         if self.bias_ih_grad is not None:
             self.bias_ih_grad[rows] += columns.sum(axis=1)
         return columns.T @ self.weight_ih[rows]
@@ -515,8 +516,8 @@ class GateProduct:
 
     def __call__(self, v: NDArray, out: NDArray) -> NDArray:
         if self.on_weights:
-            return np.matmul(self.weight, v, out=out)
-        product = self.weight @ v
+            return matmul(self.weight, v, out=out)
+        product = matmul(self.weight, v)
         if self.rows is not None:
             np.take(product, self.rows, axis=0, out=out)
         else:

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from bptt.layers._blas import matmul  # np.matmul without OpenBLAS's spurious invalid flag
 from bptt.layers.activations import tanh_grad_from_output
 from bptt.layers.recurrent import Family, RecurrentLayer, chunk_steps, combined_bias, inactive_at
 
@@ -69,7 +70,7 @@ def project_rows(rows: NDArray, weight_ih: NDArray, bias: NDArray | None, out: N
     if bias is not None:
         rows = np.concatenate([rows, np.ones((len(rows), 1), dtype=rows.dtype)], axis=1)
         weight_ih_t = np.concatenate([weight_ih_t, bias[None, :]], axis=0)
-    np.matmul(rows, weight_ih_t, out=out)
+    matmul(rows, weight_ih_t, out=out)
 
 
 def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray], inactive: NDArray | None = None,
@@ -149,7 +150,7 @@ def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, ds
             if bias is not None:
                 bias += chunk_dz.sum(axis=0)
             # (R6) dx_t = W_ih^T dz_t, as dz_t W_ih
-            np.matmul(chunk_dz, weight_ih, out=dx[start:stop].reshape(m, I))
+            matmul(chunk_dz, weight_ih, out=dx[start:stop].reshape(m, I))
     if bias is not None:
         grads["bias_ih"] = grads["bias_hh"] = bias
     return dx, (dh_recurrent,), grads

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt._validation import as_float_array, check_positive_int
+from bptt.layers._blas import dot, matmul  # np.dot, np.matmul without OpenBLAS's spurious invalid flag
 from bptt.layers.lstm import internal_gate_rows
 from bptt.layers.recurrent import RecurrentLayer, combined_bias
 
@@ -83,7 +84,7 @@ class _LSTMStep:
             np.multiply(o, scratch, out=self.h)            # (L5) h = m
         else:
             scratch *= o
-            np.matmul(scratch, self.weight_hr, out=self.h)  # (L9) h = W_hr m (out is a strided view)
+            matmul(scratch, self.weight_hr, out=self.h)     # (L9) h = W_hr m (out is a strided view)
 
 
 class _GRUStep:
@@ -144,7 +145,7 @@ class _RNNStep:
         return (self.h,)
 
     def __call__(self) -> None:
-        np.dot(self.v, self.weight, out=self.z)           # (R1, R2) z = W_ih x + W_hh h_prev + b
+        dot(self.v, self.weight, out=self.z)              # (R1, R2) z = W_ih x + W_hh h_prev + b
         if self.relu:
             np.maximum(self.z, 0.0, out=self.h)           # (R3) h = max(z, 0)
         else:
