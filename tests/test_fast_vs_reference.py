@@ -1,7 +1,7 @@
 """The fast path equals the textbook reference (``bptt.reference``): every family, every path (NumPy, compiled
-step kernels, the LSTM's whole-sequence kernels), both directions, layers, lengths and the LSTM's projection,
-to 1e-12 relative in float64. This is the oracle that needs no torch: without torch installed, these tests
-still verify every fast-path line."""
+step kernels, the LSTM's whole-sequence kernels, the RNN's compiled loops), both directions, layers, lengths and
+the LSTM's projection, to 1e-12 relative in float64. This is the oracle that needs no torch: without torch
+installed, these tests still verify every fast-path line."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 from reference_stack import reference_stack
 
 from bptt import GRU, LSTM, RNN
+from bptt.layers import kernels, recurrent, rnn
 from bptt.layers import lstm as lstm_module
-from bptt.layers import recurrent, rnn
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
-# The paths a pass can take: BPTT_KERNELS=numpy; numba's per-step kernels (the LSTM's whole-sequence kernels
-# held off); numba with every kernel allowed (small LSTM layers then run all steps in one compiled call).
+# The paths a pass can take: BPTT_KERNELS=numpy; numba's per-step kernels (the whole-sequence kernels held off:
+# the LSTM's, and the RNN's compiled loops); numba with every kernel allowed (small LSTM layers then run all steps
+# in one compiled call, and the RNN its compiled loops whatever its size).
 PATHS = ["numpy", "step-kernels", "sequence-kernels"] if HAS_NUMBA else ["numpy"]
 FAMILIES = ["lstm", "gru", "rnn-tanh", "rnn-relu"]
 
@@ -36,8 +37,16 @@ def kernel_path(path: str):
     if path == "numpy":
         os.environ["BPTT_KERNELS"] = "numpy"
     units = 0 if path == "step-kernels" else lstm_module.WHOLE_SEQUENCE_UNITS
+    rnn_loops = None                                        # the RNN's loops as compiled_loops chooses them
+    if path == "step-kernels":
+        rnn_loops = (None, None)
+    elif path == "sequence-kernels":
+        rnn_loops = kernels.rnn_sequence_kernels()
     try:
-        with mock.patch.object(lstm_module, "WHOLE_SEQUENCE_UNITS", units):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(mock.patch.object(lstm_module, "WHOLE_SEQUENCE_UNITS", units))
+            if rnn_loops is not None:
+                stack.enter_context(mock.patch.object(rnn, "compiled_loops", lambda *args: rnn_loops))
             yield
     finally:
         os.environ.pop("BPTT_KERNELS", None)

@@ -1,5 +1,5 @@
 """bptt.layers.kernels: the compiled LSTM and GRU steps give bitwise the numbers of the NumPy path they replace; the
-LSTM's whole-sequence kernels for small layers give them to rounding."""
+LSTM's whole-sequence kernels for small layers, and the RNN's compiled loops, give them to rounding."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bptt import GRU, LSTM
-from bptt.layers import kernels, lstm
+from bptt import GRU, LSTM, RNN
+from bptt.layers import kernels, lstm, rnn
 
 pytest.importorskip("numba")
 
@@ -133,3 +133,133 @@ def test_version_and_train_say_which_path_runs(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("BPTT_KERNELS")
     assert main(["train", "sine", "--steps", "2", "--hidden-size", "4", "--out", str(tmp_path)]) == 0
     assert "| compiled kernels (numba " in capsys.readouterr().out.splitlines()[0]
+
+
+# -- the RNN's compiled whole-sequence loops ------------------------------------------------------------------
+
+@contextlib.contextmanager
+def rnn_loops(compiled: str, chunk: int | None = None):
+    """Inside: the RNN's compiled loops, for every size, in the passes ``compiled`` names ("forward",
+    "backward", "both"; "none": the NumPy step loops, numba installed); with ``chunk``, the NumPy backward loop's
+    weight-gradient chunks hold at most that many steps, so that small shapes reach every chunk boundary."""
+    forward, backward = kernels.rnn_sequence_kernels()
+    loops = (forward if compiled in ("forward", "both") else None,
+             backward if compiled in ("backward", "both") else None)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(rnn, "compiled_loops", lambda *args: loops))
+        if chunk is not None:
+            stack.enter_context(mock.patch.object(rnn, "chunk_steps", lambda batch, total: max(1, min(total, chunk))))
+        yield
+
+
+@settings(max_examples=60, deadline=None)
+@given(nonlinearity=st.sampled_from(["tanh", "relu"]), compiled=st.sampled_from(["both", "forward", "backward"]),
+       T=st.integers(1, 8), N=st.integers(1, 5), I=st.integers(1, 6), H=st.integers(1, 9), L=st.integers(1, 2),
+       bidirectional=st.booleans(), bias=st.booleans(), padded=st.booleans(), states=st.booleans(),
+       chunk=st.sampled_from([None, 1, 2, 3]), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_rnn_compiled_loops_give_the_numpy_path_numbers(nonlinearity, compiled, T, N, I, H, L, bidirectional, bias,
+                                                        padded, states, chunk, dtype, seed):
+    """Outputs, final states, dx, initial-state gradients and every weight gradient, ragged lengths included, to
+    rounding: the compiled loops call scipy's BLAS (numba's) and the C library's tanh, the NumPy path NumPy's."""
+    rng = np.random.default_rng(seed)
+    layer = RNN(I, H, L, nonlinearity=nonlinearity, bias=bias, bidirectional=bidirectional, dtype=dtype, rng=seed)
+    D = 2 if bidirectional else 1
+    x = rng.standard_normal((T, N, I))
+    h0 = rng.standard_normal((L * D, N, H)) if states else None
+    dout = rng.standard_normal((T, N, D * H))
+    dh_n = rng.standard_normal((L * D, N, H))
+    lengths = rng.integers(1, T + 1, size=N) if padded else None
+    results = {}
+    for path in (compiled, "none"):
+        layer.zero_grad()
+        with rnn_loops(path, chunk):
+            out, h_n = layer(x, h0, lengths=lengths)
+            dx, dh0 = layer.backward(dout, dh_n)
+        results[path] = [out, h_n, dx, dh0, *(g.copy() for g in layer.grads.values())]
+    tolerance = 1e-12 if dtype == np.float64 else 2e-5
+    for ours, theirs in zip(results[compiled], results["none"], strict=True):
+        assert ours.dtype == theirs.dtype == dtype
+        scale = max(1.0, float(np.abs(theirs).max()))
+        np.testing.assert_allclose(ours, theirs, rtol=tolerance, atol=tolerance * scale)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_compiled_loops_hold_padded_states_and_pass_their_gradients_through(nonlinearity):
+    """A sequence of length 2 in a batch of 5 steps: its state after step 2 is its final state, its output is
+    zero after step 2 and so is its input gradient; its initial-state gradient does not see the upstream
+    gradient of the padded steps."""
+    rng = np.random.default_rng(1)
+    layer = RNN(3, 4, nonlinearity=nonlinearity, rng=1)
+    x, dout = rng.standard_normal((5, 2, 3)), rng.standard_normal((5, 2, 4))
+    with rnn_loops("both"):
+        out, h_n = layer(x, lengths=np.array([5, 2]))
+        dx, dh0 = layer.backward(dout)
+        layer.zero_grad()
+        short_out, short_h_n = layer(x[:2, 1:])
+        short_dx, short_dh0 = layer.backward(dout[:2, 1:])
+    np.testing.assert_allclose(h_n[0, 1], short_h_n[0, 0], rtol=1e-14)
+    np.testing.assert_allclose(out[:2, 1], short_out[:, 0], rtol=1e-14)
+    assert not out[2:, 1].any() and not dx[2:, 1].any()
+    np.testing.assert_allclose(dx[:2, 1], short_dx[:, 0], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dh0[0, 1], short_dh0[0, 0], rtol=1e-13, atol=1e-15)
+
+
+def test_rnn_loop_choice_follows_the_nonlinearity_and_the_size():
+    forward, backward = kernels.rnn_sequence_kernels()
+    units, product = rnn.COMPILED_TANH_FORWARD_UNITS, rnn.COMPILED_LOOP_PRODUCT
+    assert rnn.compiled_loops("tanh", units, 1) == (forward, backward)
+    assert rnn.compiled_loops("tanh", units + 1, 1) == (None, backward)
+    assert rnn.compiled_loops("relu", 16, 256) == rnn.compiled_loops("tanh", 16, 256) == (None, None)
+    for nonlinearity in ("tanh", "relu"):     # N H^2 at the bound, and one sequence more
+        assert rnn.compiled_loops(nonlinearity, product // 64**2, 64)[1] is backward
+        assert rnn.compiled_loops(nonlinearity, product // 64**2 + 1, 64) == (None, None)
+    assert rnn.compiled_loops("relu", product // 64**2, 64) == (forward, backward)
+
+
+def test_rnn_bptt_kernels_numpy_runs_the_numpy_step_loops(monkeypatch):
+    """With BPTT_KERNELS=numpy the RNN takes the NumPy loops, whose per-step helpers are then called; without
+    it a small layer calls neither (its loops are compiled)."""
+    calls = []
+    activate, slope = rnn._activate, rnn._slope_from_output
+
+    def counted_activate(z, nonlinearity):
+        calls.append("forward")
+        activate(z, nonlinearity)
+
+    def counted_slope(h, nonlinearity, out):
+        calls.append("backward")
+        return slope(h, nonlinearity, out)
+
+    monkeypatch.setattr(rnn, "_activate", counted_activate)
+    monkeypatch.setattr(rnn, "_slope_from_output", counted_slope)
+    layer = RNN(2, 3, nonlinearity="tanh", rng=0)
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((4, 2, 2)), rng.standard_normal((4, 2, 3))
+    with numpy_path(True):
+        assert kernels.rnn_sequence_kernels() is None and rnn.compiled_loops("relu", 1, 1) == (None, None)
+        layer(x)
+        layer.backward(dout)
+    assert calls == ["forward"] * 4 + ["backward"] * 4
+    calls.clear()
+    with numpy_path(False):
+        layer(x)
+        layer.backward(dout)
+    assert calls == []
+
+
+def test_without_numba_the_rnn_keeps_the_numpy_loops(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba now raises ImportError
+    kernels._compiled.cache_clear()
+    with numpy_path(False):
+        assert kernels.rnn_sequence_kernels() is None
+        assert rnn.compiled_loops("tanh", 1, 1) == (None, None)
+    kernels._compiled.cache_clear()
+
+
+def test_without_scipy_the_rnn_keeps_the_numpy_loops(monkeypatch):
+    """numba's ``np.dot`` calls SciPy's BLAS, so the RNN's compiled loops need SciPy."""
+    monkeypatch.setattr(kernels, "_has_scipy", lambda: False)
+    with numpy_path(False):
+        assert kernels.rnn_sequence_kernels() is None
+        assert rnn.compiled_loops("relu", 1, 1) == (None, None)

@@ -8,7 +8,9 @@ to the textbook :mod:`bptt.reference` by ``tests/test_fast_vs_reference.py``. Th
 and every gate is one run of ``H N`` numbers, so a kernel reads them flat, in one loop that LLVM vectorises
 behind a single aliasing check (a loop over rows and one over columns checked again for every row, and ran
 2x slower at (H, N) = (128, 32)); only the GRU's gate kernel, which adds a bias per row, keeps the two
-loops. numba is imported, and a kernel compiled, at the first backward pass that uses it;
+loops. The RNN's whole-sequence loops call BLAS for their per-step products (numba's ``np.dot``, which needs
+SciPy and calls its BLAS, in the usual wheels a second OpenBLAS beside NumPy's), so they match the NumPy path to
+rounding. numba is imported, and a kernel compiled, at the first backward pass that uses it;
 ``BPTT_KERNELS=numpy`` in the environment keeps the NumPy path even where numba is installed.
 """
 
@@ -176,6 +178,70 @@ def _gru_backward_cell(up, dh_recurrent, s, h_prev, hidden_n, d, dn, direct, one
         direct[k] = dh * z                                 # (G5) the direct path to h_prev
 
 
+def _rnn_sequence_forward(h, weight_hh_t, inactive, relu):
+    """(R2) and (R3) of :func:`bptt.layers.rnn.rnn_forward` for every step in one compiled call, row-major as
+    there: ``h`` ``(T+1, N, H)`` holds h_0 in step 0 and the input projection Z^x of (R1) in steps 1..T, and
+    receives every h_t; ``weight_hh_t`` ``(H, H)`` is W_hh transposed, C-contiguous; ``inactive`` ``(T, N)`` is
+    True at padded steps, or ``(0, 0)`` without padding; ``relu`` chooses phi. The recurrent product is one
+    BLAS call per step (numba's ``np.dot`` into a preallocated output); the add and phi are one loop over
+    each row. ``tanh`` is the C library's, so the numbers match the NumPy path's to rounding, not bitwise."""
+    T, N, H = h.shape[0] - 1, h.shape[1], h.shape[2]
+    padded = inactive.shape[0] > 0
+    recurrent = np.empty((N, H), dtype=h.dtype)
+    for t in range(T):
+        h_prev, z = h[t], h[t + 1]
+        np.dot(h_prev, weight_hh_t, recurrent)             # (R2) W_hh h_{t-1}, as h_{t-1} W_hh^T
+        for n in range(N):
+            if padded and inactive[t, n]:                  # padded step: the state is kept
+                for j in range(H):
+                    z[n, j] = h_prev[n, j]
+            elif relu:
+                for j in range(H):
+                    v = z[n, j] + recurrent[n, j]          # (R2) z = Z^x_t + W_hh h_{t-1}
+                    z[n, j] = v if v > 0 else 0.0          # (R3) h = max(z, 0)
+            else:
+                for j in range(H):
+                    z[n, j] = math.tanh(z[n, j] + recurrent[n, j])  # (R2), (R3) h = tanh(z)
+
+
+def _rnn_sequence_backward(dout, h, weight_hh, inactive, relu, one, dh, dz):
+    """(R4) and the product of (R2) for every step, from the last to the first, in one compiled call: the backward
+    twin of :func:`_rnn_sequence_forward`, with the operations of :func:`bptt.layers.rnn.rnn_backward`'s loop in
+    the same order. ``dout`` ``(T, N, H)`` is dL/dout as given (any layout); ``h`` ``(T+1, N, H)`` and
+    ``inactive`` are the forward's; ``weight_hh`` ``(H, H)`` is PyTorch's; ``dh`` ``(N, H)`` holds dL/dh_T and
+    receives dL/dh_0; ``dz`` ``(T, N, H)`` receives every dL/dz_t, for the weight and input gradients that the
+    caller takes after the loop as GEMMs over all steps. ``one`` is 1 in the working dtype."""
+    T, N, H = dout.shape
+    padded = inactive.shape[0] > 0
+    zero = one - one
+    through = np.empty((N, H), dtype=dh.dtype)             # dh_t of the padded sequences, passed on as it is
+    for t in range(T - 1, -1, -1):
+        d, up, h_t = dz[t], dout[t], h[t + 1]
+        frozen = False
+        for n in range(N):
+            if padded and inactive[t, n]:                  # padded step: h passes through unchanged
+                frozen = True
+                for j in range(H):
+                    through[n, j] = up[n, j] + dh[n, j]    # (R4) dh_t = dL/dout_t + W_hh^T dz_{t+1}
+                    d[n, j] = zero
+            elif relu:
+                for j in range(H):
+                    slope = one if h_t[n, j] > zero else zero  # (R4) phi'(z) = [h > 0]
+                    d[n, j] = (up[n, j] + dh[n, j]) * slope    # (R4) dz_t = (dL/dout_t + W_hh^T dz_{t+1}) phi'
+            else:
+                for j in range(H):
+                    out = h_t[n, j]
+                    slope = one - out * out                # (R4) phi'(z) = 1 - h^2
+                    d[n, j] = (up[n, j] + dh[n, j]) * slope    # (R4) dz_t = (dL/dout_t + W_hh^T dz_{t+1}) phi'
+        # (R2) z = Z^x + W_hh h_{t-1}  =>  dL/dh_{t-1} gets W_hh^T dz_t, as dz_t W_hh (used by R4 at t-1)
+        np.dot(d, weight_hh, dh)
+        if frozen:
+            for n in range(N):
+                if inactive[t, n]:
+                    for j in range(H):
+                        dh[n, j] = through[n, j]
+
+
 @functools.cache
 def _compiled(kernel: Callable) -> Callable:
     """``kernel`` compiled by numba at its first call for each dtype, and kept in numba's on-disk cache (next to
@@ -200,6 +266,11 @@ def describe_path() -> str:
     if importlib.util.find_spec("numba") is None:
         return "NumPy path (numba is not installed; pip install 'bptt[fast]' adds the compiled kernels)"
     return f"compiled kernels (numba {importlib.metadata.version('numba')})"
+
+
+@functools.cache
+def _has_scipy() -> bool:
+    return importlib.util.find_spec("scipy") is not None
 
 
 def _available(kernel: Callable) -> Callable | None:
@@ -238,3 +309,12 @@ def gru_forward_cells() -> tuple[Callable, Callable] | None:
 def gru_backward_cell() -> Callable | None:
     """The compiled :func:`_gru_backward_cell`, or None (see :func:`_available`)."""
     return _available(_gru_backward_cell)
+
+
+def rnn_sequence_kernels() -> tuple[Callable, Callable] | None:
+    """The compiled :func:`_rnn_sequence_forward` and :func:`_rnn_sequence_backward`, or None (see
+    :func:`_available`); None without SciPy too, whose BLAS numba's ``np.dot`` calls."""
+    if not _has_scipy():
+        return None
+    forward, backward = _available(_rnn_sequence_forward), _available(_rnn_sequence_backward)
+    return None if forward is None or backward is None else (forward, backward)

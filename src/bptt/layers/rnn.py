@@ -26,6 +26,7 @@ as PyTorch).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
 
@@ -34,6 +35,7 @@ from numpy.typing import NDArray
 
 from bptt.layers._blas import matmul  # np.matmul without OpenBLAS's spurious invalid flag
 from bptt.layers.activations import tanh_grad_from_output
+from bptt.layers.kernels import rnn_sequence_kernels
 from bptt.layers.recurrent import Family, RecurrentLayer, chunk_steps, combined_bias, inactive_at
 
 NONLINEARITIES = ("tanh", "relu")
@@ -45,6 +47,51 @@ class RNNCache(NamedTuple):
     x: NDArray                # (T, N, I)   layer input
     h: NDArray                # (T+1, N, H) h[0] = h0, h[t] = phi(z_t); h[1:] is the layer's out
     inactive: NDArray | None  # (T, N)      True at padded steps
+
+
+COMPILED_LOOP_PRODUCT = 2**19
+"""Largest N H^2, the multiply-adds of one step's recurrent product, for which, with numba installed, the
+backward pass (and the forward pass of a ReLU layer) runs all its steps in one compiled call
+(:func:`bptt.layers.kernels.rnn_sequence_kernels`) instead of a NumPy loop over steps. The compiled loops save a
+step's NumPy calls (about 1 µs each whatever they compute), but their products run in SciPy's OpenBLAS, a second
+thread pool beside NumPy's: from about 2^20 its two threads fight NumPy's, which busy-wait after each NumPy
+GEMM (the input projection, the weight gradients), for the two cores. The 100 products (32, 256) (256, 256)
+took 11 ms alone in either library, but 25 ms in SciPy's right after one NumPy GEMM against 15 ms in NumPy's.
+Measured, training step, compiled loops over NumPy loops, float64 and float32, two runs (benchmarks/rnn_loop.py,
+docs/performance.md): 0.19-0.33 at (T, N, I, H) = (50, 1, 1, 32); ReLU 0.49-0.79 at (100, 32, 1, 64), 0.71-0.88
+at (100, 32, 32, 128), 0.65-0.99 at other sizes up to N H^2 = 2^19; 1.7-3.4 at N H^2 = 2^20 (N, H = 1, 1024;
+16, 256; 64, 128), 2.9-8.0 at (100, 32, 128, 256) and 1.5-2.3 at (100, 64, 256, 512)."""
+
+COMPILED_TANH_FORWARD_UNITS = 128
+"""Largest H N for which a tanh layer's forward pass, too, runs in the compiled loop (within
+:data:`COMPILED_LOOP_PRODUCT`). The compiled loop evaluates tanh one value at a time with the C library's
+``tanh`` (7-20 ns a value), where NumPy's vectorised one takes 0.4 (float32) to 1.7 ns (float64), so it gains
+only while a step holds few values. Measured, forward pass, compiled over NumPy loop: 0.34-0.45 at
+(T, N, I, H) = (50, 1, 1, 32), 0.56-0.79 at H N = 128, 0.87-1.10 at 256, 1.08-1.7 at 512, 2.0-4.0 at
+(100, 32, 1, 64). Above it the backward loop stays compiled: training step 0.67-0.93 at (100, 32, 1, 64),
+0.76-0.90 at (100, 32, 32, 128)."""
+
+_NO_PADDING = np.zeros((0, 0), dtype=bool)
+
+
+def _padding(inactive: NDArray | None) -> NDArray:
+    """The compiled loops' ``inactive``: the ``(T, N)`` mask, or an empty one without padding."""
+    return _NO_PADDING if inactive is None else inactive
+
+
+def compiled_loops(nonlinearity: str, batch: int, hidden_size: int) -> tuple[Callable | None, Callable | None]:
+    """The compiled whole-sequence forward and backward loops (:func:`bptt.layers.kernels.rnn_sequence_kernels`)
+    that a layer of this nonlinearity, ``batch`` N and ``hidden_size`` H uses, each None where it keeps the NumPy
+    loop over steps: both without numba or SciPy, with ``BPTT_KERNELS=numpy`` or above
+    :data:`COMPILED_LOOP_PRODUCT`; the forward of a tanh layer above :data:`COMPILED_TANH_FORWARD_UNITS` too. The
+    two are independent: both forward loops fill the same cache, which both backward loops read."""
+    kernels = rnn_sequence_kernels()
+    if kernels is None or batch * hidden_size**2 > COMPILED_LOOP_PRODUCT:
+        return None, None
+    forward, backward = kernels
+    if nonlinearity == "tanh" and batch * hidden_size > COMPILED_TANH_FORWARD_UNITS:
+        forward = None
+    return forward, backward
 
 
 def _activate(z: NDArray, nonlinearity: str) -> None:
@@ -81,6 +128,7 @@ def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     ``states = (h0 (N, H),)``; ``inactive (T, N)`` True at padded steps, or None.
     Returns ``out (T, N, H)``, ``(h_n,)`` and the cache for :func:`rnn_backward`. Without padding ``out`` is
     the cache's ``h[1:]`` itself, made read-only (a caller that wrote to it would change the gradients).
+    Where :func:`compiled_loops` gives a compiled forward loop, (R2) and (R3) of every step run in that one call.
     """
     T, N, I = x.shape
     H = weights["weight_hh"].shape[1]
@@ -90,6 +138,10 @@ def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     # the recurrent term step by step and (R3) activates it in place
     project_rows(x.reshape(T * N, I), weights["weight_ih"], combined_bias(weights), out=h[1:].reshape(T * N, H))
     weight_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # a contiguous copy: 1.1-2x faster GEMMs than the view
+    compiled, _ = compiled_loops(nonlinearity, N, H)
+    if compiled is not None:                                # (R2), (R3) for every step in one compiled call
+        compiled(h, weight_hh_t, _padding(inactive), nonlinearity == "relu")
+        return _results(x, h, inactive)
     recurrent = np.empty((N, H), dtype=x.dtype)
     for t in range(T):
         z = h[t + 1]
@@ -99,12 +151,17 @@ def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
         frozen = inactive_at(inactive, t)
         if frozen is not None:                              # padded step: the state is kept
             np.copyto(z, h[t], where=frozen[:, None])
+    return _results(x, h, inactive)
+
+
+def _results(x: NDArray, h: NDArray, inactive: NDArray | None) -> tuple[NDArray, tuple[NDArray], RNNCache]:
+    """What :func:`rnn_forward` returns, from its filled states: ``out``, ``(h_n,)`` and the cache."""
     if inactive is not None:
         out = h[1:].copy()                                  # the stack writes zeros at the padded steps
     else:
         out = h[1:]
         out.flags.writeable = False
-    return out, (h[T].copy(),), RNNCache(x, h, inactive)
+    return out, (h[-1].copy(),), RNNCache(x, h, inactive)
 
 
 def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, dstates: tuple[NDArray], *,
@@ -113,12 +170,16 @@ def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, ds
 
     Returns ``dx (T, N, I)``, ``(dh0,)`` and the gradients of ``weights`` in PyTorch's layout. Each step
     writes its :math:`\delta z_t` into the rows of a buffer that holds a chunk of steps (about 512 rows);
-    when a chunk is complete, (R5) and (R6) take it in whole-chunk GEMMs.
+    when a chunk is complete, (R5) and (R6) take it in whole-chunk GEMMs. Where :func:`compiled_loops` gives a
+    compiled backward loop, the steps run in that one call instead (:func:`_backward_in_one_call`).
     """
     x, h, inactive = cache
     T, N, I = x.shape
     weight_ih, weight_hh = weights["weight_ih"], weights["weight_hh"]
     H = weight_hh.shape[1]
+    _, compiled = compiled_loops(nonlinearity, N, H)
+    if compiled is not None:
+        return _backward_in_one_call(compiled, weights, cache, dout, dstates, nonlinearity)
     chunk = chunk_steps(N, T)
     rows = np.empty((chunk * N, H), dtype=x.dtype)            # dL/dz of a chunk's steps, one row a sequence
     grads = {"weight_ih": np.zeros_like(weight_ih), "weight_hh": np.zeros_like(weight_hh)}
@@ -154,6 +215,27 @@ def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, ds
     if bias is not None:
         grads["bias_ih"] = grads["bias_hh"] = bias
     return dx, (dh_recurrent,), grads
+
+
+def _backward_in_one_call(kernel, weights: dict[str, NDArray], cache: RNNCache, dout: NDArray,
+                          dstates: tuple[NDArray], nonlinearity: str) -> tuple[NDArray, tuple[NDArray], dict]:
+    """:func:`rnn_backward` with (R4) and the recurrent product of every step in one compiled call (``kernel``,
+    :func:`bptt.layers.kernels.rnn_sequence_kernels`), which keeps every dL/dz_t; then (R5) and (R6) as GEMMs over
+    all steps at once, in NumPy's BLAS."""
+    x, h, inactive = cache
+    T, N, I = x.shape
+    H = h.shape[2]
+    dtype = x.dtype
+    dh = np.array(dstates[0], dtype=dtype, order="C")       # dL/dh_T, then dL/dh_0
+    dz = np.empty((T, N, H), dtype=dtype)
+    kernel(dout, h, weights["weight_hh"], _padding(inactive), nonlinearity == "relu", dtype.type(1), dh, dz)
+    dz_rows = dz.reshape(T * N, H)                          # row (t, n): dz of step t, sequence n
+    # (R5) dW_ih = sum_t dz_t x_t^T, dW_hh = sum_t dz_t h_{t-1}^T, db = sum_t dz_t
+    grads = {"weight_ih": dz_rows.T @ x.reshape(T * N, I), "weight_hh": dz_rows.T @ h[:T].reshape(T * N, H)}
+    if "bias_ih" in weights:
+        grads["bias_ih"] = grads["bias_hh"] = dz_rows.sum(axis=0)
+    dx = matmul(dz_rows, weights["weight_ih"]).reshape(T, N, I)   # (R6) dx_t = W_ih^T dz_t, as dz_t W_ih
+    return dx, (dh,), grads
 
 
 RNN_FAMILIES = {name: Family("RNN", 1, ("h",), partial(rnn_forward, nonlinearity=name),
