@@ -146,7 +146,7 @@ def test_cli_steps_40_then_80_with_resume_equals_80_uninterrupted(tmp_path, caps
     assert train_cli(capsys, tmp_path / "split", "--steps", "40", *OPTIONS)[0] == 0
     code, stdout, _ = train_cli(capsys, tmp_path / "split", "--steps", "80", "--resume", "--json")
     assert code == 0
-    assert stdout.splitlines()[0].endswith("| resumed after step 40")
+    assert "| resumed after step 40 |" in stdout.splitlines()[0]
     assert "step    30 |" not in stdout and "step    50 |" in stdout
     assert json.loads(stdout.splitlines()[-1])["steps"] == 80
     whole, split = tmp_path / "whole", tmp_path / "split"
