@@ -1,9 +1,11 @@
 """The RNN's compiled whole-sequence loops against its NumPy step loop and torch.nn.RNN: one training step
 (forward + BPTT) and inference, three ways, interleaved in one process (BENCHMARKING.md).
 
-Each side runs in blocks, compiled / NumPy / torch, compiled / NumPy / torch, ..., with a pause and a warm-up
-call before each block (:func:`bptt.perf.timing.timed_block`); times are medians over the blocks, ratios the
-medians of the paired block ratios. Every case is first checked against torch, every bptt side (1e-10
+The compiled loops run with SciPy's BLAS (which numba's ``np.dot`` calls) on one thread, as shipped
+(:func:`bptt.layers.kernels.rnn_sequence_kernels`). Each side runs in blocks, compiled / NumPy / torch,
+compiled / NumPy / torch, ..., with a pause and a warm-up call before each block
+(:func:`bptt.perf.timing.timed_block`); times are medians over the blocks, ratios the medians of the paired block
+ratios. Every case is first checked against torch, every bptt side (1e-10
 relative in float64, 1e-4 in float32). The compiled side forces both compiled loops whatever
 :func:`bptt.layers.rnn.compiled_loops` would choose, the NumPy side holds them off; where that function ships
 a mix for a training step (a NumPy forward, a compiled backward), a fourth side, "shipped", times the mix. A
@@ -21,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import time
 
 import numpy as np
+from _loop_timing import print_load, print_sides, verified_timing
 
 from bptt.layers import kernels, rnn
 from bptt.perf.bench import Case, inference_pair, parse_configs, training_pair
-from bptt.perf.timing import TORCH_THREADS, ForeignLoad, environment_report, import_torch, repeats_for, timed_block
+from bptt.perf.timing import TORCH_THREADS, environment_report, import_torch
 
 CONFIGS = "50,1,1,32;100,32,1,64;100,32,32,128;100,32,128,256;100,64,256,512"
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
@@ -51,24 +51,6 @@ def make_case(torch, config, dtype: str, nonlinearity: str, seed: int = 0):
     return case, module
 
 
-def on_path(step, loops: tuple):
-    """``step`` with the RNN's loops ``(forward, backward)`` (each compiled or None) for its duration (a plain
-    attribute swap: ``mock.patch`` would add about 3 µs to each call)."""
-
-    def choose(*args):
-        return loops
-
-    def run():
-        shipped = rnn.compiled_loops
-        rnn.compiled_loops = choose
-        try:
-            return step()
-        finally:
-            rnn.compiled_loops = shipped
-
-    return run
-
-
 def sides(pass_name: str, nonlinearity: str, config) -> dict[str, tuple]:
     """The bptt sides to time: both loops compiled, both NumPy and, where :func:`bptt.layers.rnn.compiled_loops`
     ships a mix (a NumPy forward and a compiled backward), that mix as "shipped"."""
@@ -79,59 +61,6 @@ def sides(pass_name: str, nonlinearity: str, config) -> dict[str, tuple]:
     if pass_name == "train" and shipped not in result.values():
         result["shipped"] = shipped
     return result
-
-
-def three_way(steps: dict, blocks: int, min_block_s: float, pause_s: float) -> dict:
-    """Interleaved blocks of every side; seconds per call (medians), paired ratios, foreign CPU share."""
-    repeats = {}
-    for name, step in steps.items():
-        time.sleep(pause_s)
-        repeats[name] = repeats_for(step, min_block_s)
-    times = {name: [] for name in steps}
-    monitor = ForeignLoad()
-    for _ in range(blocks):
-        for name, step in steps.items():
-            times[name].append(timed_block(step, repeats[name], monitor, pause_s))
-
-    def ratio(a, b):
-        values = [x / y for x, y in zip(times[a], times[b], strict=True)]
-        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-    pairs = [(a, b) for a in steps for b in ("numpy", "torch") if a not in (b, "torch")]
-    return {"s": {name: statistics.median(values) for name, values in times.items()}, "blocks_s": times,
-            **{f"{a}/{b}": ratio(a, b) for a, b in pairs}, "foreign_cpu_fraction": monitor.fraction}
-
-
-def wait_for_quiet(max_foreign: float, timeout_s: float = 300.0) -> float:
-    """Sleep until other processes use at most ``max_foreign`` of the CPUs over one second (or ``timeout_s``
-    passed); returns the last share seen."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        monitor = ForeignLoad()
-        with monitor:
-            time.sleep(1.0)
-        if monitor.fraction <= max_foreign or time.monotonic() > deadline:
-            return monitor.fraction
-        time.sleep(4.0)
-
-
-def quiet_timing(steps: dict, args) -> dict:
-    """:func:`three_way` once the machine is quiet, repeated (up to ``args.tries`` times) while other processes
-    took more than ``args.max_foreign`` of the CPUs during it; the attempt with the least foreign load."""
-    attempts = []
-    for _ in range(args.tries):
-        wait_for_quiet(args.max_foreign)
-        attempts.append(three_way(steps, args.blocks, args.min_block_ms / 1e3, args.pause_ms / 1e3))
-        if attempts[-1]["foreign_cpu_fraction"] <= args.max_foreign:
-            break
-    best = min(attempts, key=lambda timing: timing["foreign_cpu_fraction"])
-    return {**best, "attempts": len(attempts)}
-
-
-def fmt(timing: dict, key: str) -> str:
-    """A paired ratio as "median [min-max]", or empty where it was not taken."""
-    r = timing.get(key)
-    return f"{r['median']:.2f} [{r['min']:.2f}-{r['max']:.2f}]" if r else ""
 
 
 def main(argv=None) -> int:
@@ -150,7 +79,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch = import_torch()
     torch.set_num_threads(TORCH_THREADS)
+    kernels.rnn_sequence_kernels()            # loads SciPy's BLAS, so that the report lists its pool too
     environment_report(TORCH_THREADS)
+    print("SciPy's BLAS during the compiled loops: "
+          + ("1 thread" if kernels._scipy_blas_threads() else "its own count (no separate pool, or no threadpoolctl)"))
     rows = []
     print(f"{'pass':5} {'nonlin':6} {'dtype':7} {'(T, N, I, H)':20} {'side':9} {'ms':>9} {'/numpy':>17} "
           f"{'/torch':>17}  (ratios: median [min-max] of paired blocks)")
@@ -160,26 +92,16 @@ def main(argv=None) -> int:
                 for config in parse_configs(args.configs):
                     case, module = make_case(torch, config, dtype, nonlinearity)
                     pair = (training_pair if pass_name == "train" else inference_pair)(torch, case, module)
-                    ours, theirs, check = pair
-                    loops = sides(pass_name, nonlinearity, config)
-                    grad = torch.enable_grad() if pass_name == "train" else torch.no_grad()
-                    with grad:
-                        errors = {name: on_path(check, choice)() for name, choice in loops.items()}
-                        worst = max(max(e.values()) for e in errors.values())
-                        if worst > TOLERANCE[dtype]:
-                            print(f"DISAGREES {pass_name} {nonlinearity} {dtype} {config}: {errors}")
-                            return 1
-                        steps = {name: on_path(ours, choice) for name, choice in loops.items()}
-                        timing = quiet_timing({**steps, "torch": theirs}, args)
+                    label = f"{pass_name:5} {nonlinearity:6} {dtype:7} {str(config):20}"
+                    result = verified_timing(rnn, torch, pass_name, pair, sides(pass_name, nonlinearity, config),
+                                             TOLERANCE[dtype], args, label)
+                    if result is None:
+                        return 1
+                    worst, timing = result
                     rows.append({"pass": pass_name, "nonlinearity": nonlinearity, "dtype": dtype, "config": config,
                                  "max_rel_err_vs_torch": worst, **timing})
-
-                    for name in [*loops, "torch"]:
-                        print(f"{pass_name:5} {nonlinearity:6} {dtype:7} {str(config):20} {name:9} "
-                              f"{timing['s'][name] * 1e3:9.3f} {fmt(timing, f'{name}/numpy'):>17} "
-                              f"{fmt(timing, f'{name}/torch'):>17}")
-                    print(f"  other processes: {timing['foreign_cpu_fraction']:.2f} of the CPUs "
-                          f"({timing['attempts']} attempt(s)), load average {os.getloadavg()[0]:.2f}", flush=True)
+                    print_sides(label, timing)
+                    print_load(timing)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 from reference_stack import reference_stack
 
 from bptt import GRU, LSTM, RNN
-from bptt.layers import kernels, recurrent, rnn
+from bptt.layers import gru, kernels, recurrent, rnn
 from bptt.layers import lstm as lstm_module
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
 # The paths a pass can take: BPTT_KERNELS=numpy; numba's per-step kernels (the whole-sequence kernels held off:
-# the LSTM's, and the RNN's compiled loops); numba with every kernel allowed (small LSTM layers then run all steps
-# in one compiled call, and the RNN its compiled loops whatever its size).
+# the LSTM's, and the RNN's and GRU's compiled loops); numba with every kernel allowed (small LSTM layers then run
+# all steps in one compiled call, and the RNN and GRU their compiled loops whatever their size).
 PATHS = ["numpy", "step-kernels", "sequence-kernels"] if HAS_NUMBA else ["numpy"]
 FAMILIES = ["lstm", "gru", "rnn-tanh", "rnn-relu"]
 
@@ -37,16 +37,18 @@ def kernel_path(path: str):
     if path == "numpy":
         os.environ["BPTT_KERNELS"] = "numpy"
     units = 0 if path == "step-kernels" else lstm_module.WHOLE_SEQUENCE_UNITS
-    rnn_loops = None                                        # the RNN's loops as compiled_loops chooses them
+    rnn_loops = gru_loops = None                            # the RNN's and GRU's loops as compiled_loops chooses
     if path == "step-kernels":
-        rnn_loops = (None, None)
+        rnn_loops = gru_loops = (None, None)
     elif path == "sequence-kernels":
-        rnn_loops = kernels.rnn_sequence_kernels()
+        rnn_loops, gru_loops = kernels.rnn_sequence_kernels(), kernels.gru_sequence_kernels()
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(mock.patch.object(lstm_module, "WHOLE_SEQUENCE_UNITS", units))
             if rnn_loops is not None:
                 stack.enter_context(mock.patch.object(rnn, "compiled_loops", lambda *args: rnn_loops))
+            if gru_loops is not None:
+                stack.enter_context(mock.patch.object(gru, "compiled_loops", lambda *args: gru_loops))
             yield
     finally:
         os.environ.pop("BPTT_KERNELS", None)

@@ -1,5 +1,5 @@
 """bptt.layers.kernels: the compiled LSTM and GRU steps give bitwise the numbers of the NumPy path they replace; the
-LSTM's whole-sequence kernels for small layers, and the RNN's compiled loops, give them to rounding."""
+LSTM's whole-sequence kernels for small layers, and the RNN's and the GRU's compiled loops, give them to rounding."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt import GRU, LSTM, RNN
-from bptt.layers import kernels, lstm, rnn
+from bptt.layers import gru, kernels, lstm, recurrent, rnn
 
 pytest.importorskip("numba")
 
@@ -55,7 +55,8 @@ def test_kernels_give_bitwise_the_outputs_and_gradients_of_the_numpy_path(family
     x = rng.standard_normal((T, N, I))
     dout = rng.standard_normal((T, N, (2 if bidirectional else 1) * layer.output_size))
     lengths = rng.integers(1, T + 1, size=N) if padded else None
-    with numpy_path(False), mock.patch.object(lstm, "WHOLE_SEQUENCE_UNITS", 0):   # the step kernels only
+    with (numpy_path(False), mock.patch.object(lstm, "WHOLE_SEQUENCE_UNITS", 0),   # the step kernels only
+          mock.patch.object(gru, "compiled_loops", lambda *args: (None, None))):
         assert getattr(kernels, f"{family}_backward_cell")() is not None
         assert kernels.lstm_forward_cell() is not None and kernels.gru_forward_cells() is not None
         fused = backward_results(layer, x, dout, lengths)
@@ -152,6 +153,33 @@ def rnn_loops(compiled: str, chunk: int | None = None):
         yield
 
 
+def assert_loops_give_the_same_numbers(layer, loops, compiled: str, T: int, N: int, padded: bool, states: bool,
+                                       seed: int) -> None:
+    """Outputs, final states, dx, initial-state gradients and every weight gradient of ``layer`` on random data
+    (ragged lengths with ``padded``, random initial states with ``states``), with the loops ``compiled`` and with
+    none (``loops(path)`` is the context that chooses them), to rounding: the compiled loops call SciPy's BLAS
+    (numba's) and the C library's tanh, the other path NumPy's."""
+    rng = np.random.default_rng(seed)
+    I, H, L, D = layer.input_size, layer.hidden_size, layer.num_layers, 2 if layer.bidirectional else 1
+    x = rng.standard_normal((T, N, I))
+    h0 = rng.standard_normal((L * D, N, H)) if states else None
+    dout = rng.standard_normal((T, N, D * H))
+    dh_n = rng.standard_normal((L * D, N, H))
+    lengths = rng.integers(1, T + 1, size=N) if padded else None
+    results = {}
+    for path in (compiled, "none"):
+        layer.zero_grad()
+        with loops(path):
+            out, h_n = layer(x, h0, lengths=lengths)
+            dx, dh0 = layer.backward(dout, dh_n)
+        results[path] = [out, h_n, dx, dh0, *(g.copy() for g in layer.grads.values())]
+    tolerance = 1e-12 if layer.dtype == np.float64 else 2e-5
+    for ours, theirs in zip(results[compiled], results["none"], strict=True):
+        assert ours.dtype == theirs.dtype == layer.dtype
+        scale = max(1.0, float(np.abs(theirs).max()))
+        np.testing.assert_allclose(ours, theirs, rtol=tolerance, atol=tolerance * scale)
+
+
 @settings(max_examples=60, deadline=None)
 @given(nonlinearity=st.sampled_from(["tanh", "relu"]), compiled=st.sampled_from(["both", "forward", "backward"]),
        T=st.integers(1, 8), N=st.integers(1, 5), I=st.integers(1, 6), H=st.integers(1, 9), L=st.integers(1, 2),
@@ -162,26 +190,9 @@ def test_rnn_compiled_loops_give_the_numpy_path_numbers(nonlinearity, compiled, 
                                                         padded, states, chunk, dtype, seed):
     """Outputs, final states, dx, initial-state gradients and every weight gradient, ragged lengths included, to
     rounding: the compiled loops call scipy's BLAS (numba's) and the C library's tanh, the NumPy path NumPy's."""
-    rng = np.random.default_rng(seed)
     layer = RNN(I, H, L, nonlinearity=nonlinearity, bias=bias, bidirectional=bidirectional, dtype=dtype, rng=seed)
-    D = 2 if bidirectional else 1
-    x = rng.standard_normal((T, N, I))
-    h0 = rng.standard_normal((L * D, N, H)) if states else None
-    dout = rng.standard_normal((T, N, D * H))
-    dh_n = rng.standard_normal((L * D, N, H))
-    lengths = rng.integers(1, T + 1, size=N) if padded else None
-    results = {}
-    for path in (compiled, "none"):
-        layer.zero_grad()
-        with rnn_loops(path, chunk):
-            out, h_n = layer(x, h0, lengths=lengths)
-            dx, dh0 = layer.backward(dout, dh_n)
-        results[path] = [out, h_n, dx, dh0, *(g.copy() for g in layer.grads.values())]
-    tolerance = 1e-12 if dtype == np.float64 else 2e-5
-    for ours, theirs in zip(results[compiled], results["none"], strict=True):
-        assert ours.dtype == theirs.dtype == dtype
-        scale = max(1.0, float(np.abs(theirs).max()))
-        np.testing.assert_allclose(ours, theirs, rtol=tolerance, atol=tolerance * scale)
+    assert_loops_give_the_same_numbers(layer, lambda path: rnn_loops(path, chunk), compiled, T, N, padded, states,
+                                       seed)
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
@@ -263,3 +274,134 @@ def test_without_scipy_the_rnn_keeps_the_numpy_loops(monkeypatch):
     with numpy_path(False):
         assert kernels.rnn_sequence_kernels() is None
         assert rnn.compiled_loops("relu", 1, 1) == (None, None)
+
+
+def test_rnn_compiled_loops_run_scipy_blas_on_one_thread_and_restore_its_count():
+    """SciPy's own OpenBLAS (the pip wheels') runs the compiled loops on one thread, NumPy's keeps its count, and
+    SciPy's gets its count back after the call, an exception included."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threads = kernels._scipy_blas_threads()
+    if threads is None:
+        pytest.skip("SciPy has no BLAS of its own here")
+    get, _ = threads
+
+    def numpy_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["internal_api"] == "openblas" and "numpy" in lib["filepath"]]
+
+    def failing():
+        raise RuntimeError("inside")
+
+    before, numpy_before = get(), numpy_threads()
+    seen = kernels._single_threaded_blas(lambda: (get(), numpy_threads()))()
+    assert seen == (1, numpy_before) and get() == before
+    with pytest.raises(RuntimeError, match="inside"):
+        kernels._single_threaded_blas(failing)()
+    assert get() == before
+    forward, backward = kernels.rnn_sequence_kernels()
+    assert forward.__wrapped__.py_func is kernels._rnn_sequence_forward
+    assert backward.__wrapped__.py_func is kernels._rnn_sequence_backward
+
+
+# -- the GRU's compiled whole-sequence loops ------------------------------------------------------------------
+
+@contextlib.contextmanager
+def gru_loops(compiled: str, chunk: int | None = None):
+    """Inside: the GRU's compiled loops, for every size, in the passes ``compiled`` names ("forward",
+    "backward", "both"; "none": the loops over steps in Python, numba installed); with ``chunk``, the backward
+    pass's weight-gradient chunks hold at most that many steps, so that small shapes reach every chunk boundary
+    (the compiled backward loop runs once per chunk)."""
+    forward, backward = kernels.gru_sequence_kernels()
+    loops = (forward if compiled in ("forward", "both") else None,
+             backward if compiled in ("backward", "both") else None)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(gru, "compiled_loops", lambda *args: loops))
+        if chunk is not None:
+            stack.enter_context(mock.patch.object(recurrent, "chunk_steps",
+                                                  lambda batch, total, columns=512: max(1, min(total, chunk))))
+        yield
+
+
+@settings(max_examples=60, deadline=None)
+@given(compiled=st.sampled_from(["both", "forward", "backward"]), T=st.integers(1, 8), N=st.integers(1, 5),
+       I=st.integers(1, 6), H=st.integers(1, 9), L=st.integers(1, 2), bidirectional=st.booleans(), bias=st.booleans(),
+       padded=st.booleans(), states=st.booleans(), chunk=st.sampled_from([None, 1, 2, 3]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_gru_compiled_loops_give_the_step_loop_numbers(compiled, T, N, I, H, L, bidirectional, bias, padded, states,
+                                                       chunk, dtype, seed):
+    """Outputs, final states, dx, initial-state gradients and every weight gradient, ragged lengths included, to
+    rounding: the compiled loops call SciPy's BLAS (numba's) and the C library's tanh, the step loop NumPy's."""
+    layer = GRU(I, H, L, bias=bias, bidirectional=bidirectional, dtype=dtype, rng=seed)
+    assert_loops_give_the_same_numbers(layer, lambda path: gru_loops(path, chunk), compiled, T, N, padded, states,
+                                       seed)
+
+
+def test_gru_compiled_loops_hold_padded_states_and_pass_their_gradients_through():
+    """A sequence of length 2 in a batch of 5 steps: its state after step 2 is its final state, its output is
+    zero after step 2 and so is its input gradient; its initial-state gradient does not see the upstream
+    gradient of the padded steps."""
+    rng = np.random.default_rng(1)
+    layer = GRU(3, 4, rng=1)
+    x, dout = rng.standard_normal((5, 2, 3)), rng.standard_normal((5, 2, 4))
+    with gru_loops("both", chunk=2):
+        out, h_n = layer(x, lengths=np.array([5, 2]))
+        dx, dh0 = layer.backward(dout)
+        layer.zero_grad()
+        short_out, short_h_n = layer(x[:2, 1:])
+        short_dx, short_dh0 = layer.backward(dout[:2, 1:])
+    np.testing.assert_allclose(h_n[0, 1], short_h_n[0, 0], rtol=1e-14)
+    np.testing.assert_allclose(out[:2, 1], short_out[:, 0], rtol=1e-14)
+    assert not out[2:, 1].any() and not dx[2:, 1].any()
+    np.testing.assert_allclose(dx[:2, 1], short_dx[:, 0], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dh0[0, 1], short_dh0[0, 0], rtol=1e-13, atol=1e-15)
+
+
+def test_gru_loop_choice_follows_the_size():
+    forward, backward = kernels.gru_sequence_kernels()
+    units, product = gru.COMPILED_FORWARD_UNITS, gru.COMPILED_BACKWARD_PRODUCT
+    assert gru.compiled_loops(1, units) == gru.compiled_loops(units, 1) == (forward, backward)
+    assert gru.compiled_loops(units + 1, 1) == (None, backward)
+    assert units * max(units, 1) <= product            # every compiled forward has a compiled backward
+    assert gru.compiled_loops(product // 64**2, 64)[1] is backward   # N H^2 at the bound, and one sequence more
+    assert gru.compiled_loops(product // 64**2 + 1, 64) == (None, None)
+
+
+def test_gru_bptt_kernels_numpy_runs_the_numpy_step_loops():
+    """With BPTT_KERNELS=numpy the GRU takes the loops over steps, without numba's step kernels; without it a
+    small layer runs neither those loops nor their step kernels (its loops are compiled)."""
+    calls = []
+    cells, cell = kernels.gru_forward_cells, kernels.gru_backward_cell
+
+    def counted(name, function):
+        def wrapped():
+            calls.append(name)
+            return function()
+        return wrapped
+
+    layer = GRU(2, 3, rng=0)
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((4, 2, 2)), rng.standard_normal((4, 2, 3))
+    with (mock.patch.object(gru, "gru_forward_cells", counted("forward", cells)),
+          mock.patch.object(gru, "gru_backward_cell", counted("backward", cell))):
+        with numpy_path(True):
+            assert kernels.gru_sequence_kernels() is None and gru.compiled_loops(1, 1) == (None, None)
+            layer(x)
+            layer.backward(dout)
+        assert calls == ["forward", "backward"]
+        calls.clear()
+        with numpy_path(False):
+            layer(x)
+            layer.backward(dout)
+        assert calls == []
+
+
+def test_without_numba_or_scipy_the_gru_keeps_the_step_loops(monkeypatch):
+    """numba's ``np.dot`` calls SciPy's BLAS, so the GRU's compiled loops need both."""
+    with numpy_path(False):
+        monkeypatch.setattr(kernels, "_has_scipy", lambda: False)
+        assert kernels.gru_sequence_kernels() is None and gru.compiled_loops(1, 1) == (None, None)
+        monkeypatch.undo()
+        monkeypatch.setitem(sys.modules, "numba", None)  # import numba now raises ImportError
+        kernels._compiled.cache_clear()
+        assert kernels.gru_sequence_kernels() is None and gru.compiled_loops(1, 1) == (None, None)
+    kernels._compiled.cache_clear()

@@ -30,13 +30,14 @@ rows of the weights halved (exact) so that one ``tanh`` call and an affine map g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bptt.layers.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.layers.kernels import gru_backward_cell, gru_forward_cells
+from bptt.layers.kernels import gru_backward_cell, gru_forward_cells, gru_sequence_kernels
 from bptt.layers.recurrent import (
     ChunkedGradients,
     Family,
@@ -44,6 +45,7 @@ from bptt.layers.recurrent import (
     GateProduct,
     RecurrentLayer,
     freeze_inactive,
+    halved_rows,
     inactive_at,
 )
 
@@ -56,6 +58,50 @@ class GRUCache(NamedTuple):
     gates: NDArray            # (T, 3H, N)  activated r, z, n
     hidden_n: NDArray         # (T, H, N)   a_n = W_hn h_{t-1} + b_hn, the term the reset gate scales
     inactive: NDArray | None  # (T, N)      True at padded steps
+
+
+COMPILED_FORWARD_UNITS = 128
+"""Largest H N for which, with numba and SciPy installed, the forward pass runs all its steps in one compiled
+call (:func:`bptt.layers.kernels.gru_sequence_kernels`) instead of a loop over steps in Python. The compiled loop
+saves a step's half-dozen calls (about 1-2 µs each), but evaluates its 3 H N values of tanh one at a time with the
+C library's ``tanh`` (7-20 ns a value) where NumPy's vectorised one takes 0.4 to 1.7 ns, so it gains only while a
+step holds few values. Measured, inference, compiled over the Python loop, float64 and float32
+(``benchmarks/gru_loop.py``, 2026-12-02, ``docs/performance.md``): 0.29-0.35 at (T, N, I, H) = (50, 1, 1, 32),
+0.35-0.39 at (50, 1, 1, 64), 0.63 at (50, 4, 1, 32), 0.66-0.70 at (50, 1, 1, 128); 0.92-1.10 at H N = 256,
+1.48-1.79 at (50, 16, 1, 32), 1.6-3.0 at (100, 32, 1, 64) and 2.0-8.7 above."""
+
+COMPILED_BACKWARD_PRODUCT = 2**15
+"""Largest N H^2, a third of the multiply-adds of one step's recurrent product, for which the backward pass
+runs its steps in compiled calls, one per chunk of steps (:func:`_backward_in_chunks`). It has no tanh to pay
+for, but its products run in SciPy's OpenBLAS, a second thread pool beside NumPy's, which busy-waits after each
+chunk's NumPy GEMMs: once a step's product is large enough for SciPy's to use its threads, the two fight for the
+two cores. Measured, training step with the compiled backward over the Python loop, float64 and float32: 0.70-0.74
+at (50, 1, 1, 32), 0.70 at (50, 1, 1, 64), 0.82-0.83 at (50, 4, 1, 32), 0.65-0.81 at (50, 8, 1, 32), 0.70-0.90 at
+(50, 16, 1, 32), 0.80-0.97 at (50, 1, 1, 128) (all N H^2 <= 2^15); 0.84-1.11 at (50, 1, 1, 256) (2^16), 1.01-1.04
+at (100, 32, 1, 64) (2^17), 4.5-7.5 at (100, 32, 32, 128), 3.0-4.1 at (100, 32, 128, 256), 1.9-2.7 at
+(100, 64, 256, 512)."""
+
+_NO_PADDING = np.zeros((0, 0), dtype=bool)
+
+
+def _padding(inactive: NDArray | None) -> NDArray:
+    """The compiled loops' ``inactive``: the ``(T, N)`` mask, or an empty one without padding."""
+    return _NO_PADDING if inactive is None else inactive
+
+
+def compiled_loops(batch: int, hidden_size: int) -> tuple[Callable | None, Callable | None]:
+    """The compiled whole-sequence forward and backward loops (:func:`bptt.layers.kernels.gru_sequence_kernels`)
+    that a layer of ``batch`` N and ``hidden_size`` H uses, each None where it keeps the loop over steps in
+    Python: both without numba or SciPy or with ``BPTT_KERNELS=numpy``; the forward above
+    :data:`COMPILED_FORWARD_UNITS`, the backward above :data:`COMPILED_BACKWARD_PRODUCT` (every size within the
+    first is within the second). The two are independent: both forward loops fill the same cache, which both
+    backward loops read."""
+    kernels = gru_sequence_kernels()
+    if kernels is None:
+        return None, None
+    forward, backward = kernels
+    return (forward if batch * hidden_size <= COMPILED_FORWARD_UNITS else None,
+            backward if batch * hidden_size**2 <= COMPILED_BACKWARD_PRODUCT else None)
 
 
 def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
@@ -72,6 +118,8 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     Returns
     -------
     out : (T, N, H); ``(h_n,)``; cache : GRUCache for :func:`gru_backward`.
+
+    Where :func:`compiled_loops` gives a compiled forward loop, (G2) to (G5) of every step run in that one call.
     """
     T, N, _ = x.shape
     H = weights["weight_hh"].shape[1]
@@ -89,11 +137,16 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     h = np.empty((T + 1, H, N), dtype=dtype)
     hidden_n = np.empty((T, H, N), dtype=dtype)
     h[0] = states[0].T
+    half = dtype.type(0.5)
+    n_bias = weights["bias_hh"][2 * H:] if has_bias else np.empty(0, dtype=dtype)  # b_hn
+    compiled, _ = compiled_loops(N, H)
+    if compiled is not None:                                # (G2) to (G5) for every step in one compiled call
+        compiled(gates, halved_rows(weights["weight_hh"], None, 2 * H), h, hidden_n, n_bias, _padding(inactive),
+                 half)
+        return _results(x, h, gates, hidden_n, inactive)
     recurrent = np.empty((3 * H, N), dtype=dtype)
     scratch = np.empty((H, N), dtype=dtype)
     gates_kernel, state_kernel = gru_forward_cells() or (None, None)  # bptt.layers.kernels, with numba
-    half = dtype.type(0.5)
-    n_bias = weights["bias_hh"][2 * H:] if has_bias else np.empty(0, dtype=dtype)  # b_hn
     for t in range(T):
         s = gates[t]
         recurrent_product(h[t], out=recurrent)                             # (G2) a = W_hh h_{t-1} + b_hh
@@ -119,20 +172,31 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
             scratch *= z
             np.add(n, scratch, out=h[t + 1])
         freeze_inactive(h[t + 1], h[t], inactive_at(inactive, t))
+    return _results(x, h, gates, hidden_n, inactive)
+
+
+def _results(x: NDArray, h: NDArray, gates: NDArray, hidden_n: NDArray,
+             inactive: NDArray | None) -> tuple[NDArray, tuple[NDArray], GRUCache]:
+    """What :func:`gru_forward` returns, from its filled states: ``out``, ``(h_n,)`` and the cache."""
     out = h[1:].transpose(0, 2, 1).copy()
-    return out, (h[T].T.copy(),), GRUCache(x, h, gates, hidden_n, inactive)
+    return out, (h[-1].T.copy(),), GRUCache(x, h, gates, hidden_n, inactive)
 
 
 def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
                  dstates: tuple[NDArray]) -> tuple[NDArray, tuple[NDArray], dict[str, NDArray]]:
     r"""Backpropagation through time for one GRU layer, one direction; the cache is only read.
 
-    Returns ``dx (T, N, I)``, ``(dh0,)`` and the gradients of ``weights`` in PyTorch's layout.
+    Returns ``dx (T, N, I)``, ``(dh0,)`` and the gradients of ``weights`` in PyTorch's layout. Where
+    :func:`compiled_loops` gives a compiled backward loop, the steps run in it, one call per chunk of steps
+    (:func:`_backward_in_chunks`).
     """
     x, h, gates, hidden_n, inactive = cache
     T, N, I = x.shape
     H = weights["weight_hh"].shape[1]
     dtype = x.dtype
+    _, compiled = compiled_loops(N, H)
+    if compiled is not None:
+        return _backward_in_chunks(compiled, weights, cache, dout, dstates)
     w_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # (H, 3H); a contiguous copy makes the GEMM faster
     d = np.empty((3 * H, N), dtype=dtype)               # dL/da_t of the current step: r, z rows as dX, n rows r dX_n
     dn = np.empty((H, N), dtype=dtype)                  # dL/dX^x_n of the current step, the n rows of dX
@@ -179,6 +243,33 @@ def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
         if frozen is not None:
             np.copyto(dh_recurrent, dh, where=frozen)
         gradients.add(t, d, dn)
+    grads = {"weight_ih": gradients.weight_ih_grad, "weight_hh": gradients.weight_hh_grad}
+    if "bias_ih" in weights:
+        grads["bias_ih"], grads["bias_hh"] = gradients.bias_ih_grad, gradients.bias_hh_grad
+    return gradients.dx, (dh_recurrent.T.copy(),), grads
+
+
+def _backward_in_chunks(kernel: Callable, weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
+                        dstates: tuple[NDArray]) -> tuple[NDArray, tuple[NDArray], dict[str, NDArray]]:
+    """:func:`gru_backward` with (G6) to (G2) of every step in compiled calls (``kernel``,
+    :func:`bptt.layers.kernels.gru_sequence_kernels`), one per chunk of steps: each call fills the chunk's columns
+    of the weight-gradient buffers, and (G7), (G8) take them as GEMMs in NumPy's BLAS between the calls, so the
+    pass holds no more than the NumPy loop does (issue 17: a training step's peak at most 1.5x the cache)."""
+    x, h, gates, hidden_n, inactive = cache
+    T, N, _ = x.shape
+    H = weights["weight_hh"].shape[1]
+    dtype = x.dtype
+    weight_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # (H, 3H), PyTorch's rows, as the NumPy loop's
+    gradients = ChunkedGradients(x, h[:T], weights["weight_ih"], bias="bias_ih" in weights, input_tail=H)
+    d = np.empty((3 * H, N), dtype=dtype)                  # dL/da of the chunk's first step, as the NumPy loop's
+    dn = np.empty((H, N), dtype=dtype)                     # dL/dX^x_n likewise
+    dh_recurrent = np.array(dstates[0].T, dtype=dtype, order="C")
+    padding, one = _padding(inactive), dtype.type(1)
+    for start in range((T - 1) // gradients.chunk * gradients.chunk, -1, -gradients.chunk):
+        stop = min(start + gradients.chunk, T)
+        kernel(dout, gates, h, hidden_n, weight_hh_t, padding, start, stop, one, dh_recurrent, d, dn,
+               gradients.hidden_columns, gradients.tail_columns)
+        gradients.add(start, d, dn)                        # step start's columns, then (G7), (G8) for the chunk
     grads = {"weight_ih": gradients.weight_ih_grad, "weight_hh": gradients.weight_hh_grad}
     if "bias_ih" in weights:
         grads["bias_ih"], grads["bias_hh"] = gradients.bias_ih_grad, gradients.bias_hh_grad

@@ -10,8 +10,9 @@ behind a single aliasing check (a loop over rows and one over columns checked ag
 2x slower at (H, N) = (128, 32)); only the GRU's gate kernel, which adds a bias per row, keeps the two
 loops. The RNN's whole-sequence loops call BLAS for their per-step products (numba's ``np.dot``, which needs
 SciPy and calls its BLAS, in the usual wheels a second OpenBLAS beside NumPy's), so they match the NumPy path to
-rounding. numba is imported, and a kernel compiled, at the first backward pass that uses it;
-``BPTT_KERNELS=numpy`` in the environment keeps the NumPy path even where numba is installed.
+rounding; they run with that BLAS on one thread (:func:`_single_threaded_blas`). numba is imported, and a kernel
+compiled, at the first backward pass that uses it; ``BPTT_KERNELS=numpy`` in the environment keeps the NumPy path
+even where numba is installed.
 """
 
 from __future__ import annotations
@@ -204,19 +205,28 @@ def _rnn_sequence_forward(h, weight_hh_t, inactive, relu):
                     z[n, j] = math.tanh(z[n, j] + recurrent[n, j])  # (R2), (R3) h = tanh(z)
 
 
-def _rnn_sequence_backward(dout, h, weight_hh, inactive, relu, one, dh, dz):
-    """(R4) and the product of (R2) for every step, from the last to the first, in one compiled call: the backward
-    twin of :func:`_rnn_sequence_forward`, with the operations of :func:`bptt.layers.rnn.rnn_backward`'s loop in
-    the same order. ``dout`` ``(T, N, H)`` is dL/dout as given (any layout); ``h`` ``(T+1, N, H)`` and
-    ``inactive`` are the forward's; ``weight_hh`` ``(H, H)`` is PyTorch's; ``dh`` ``(N, H)`` holds dL/dh_T and
-    receives dL/dh_0; ``dz`` ``(T, N, H)`` receives every dL/dz_t, for the weight and input gradients that the
-    caller takes after the loop as GEMMs over all steps. ``one`` is 1 in the working dtype."""
+def _rnn_sequence_backward(dout, x, h, weight_ih, weight_hh, inactive, relu, one, dh, rows, dx, grad_ih, grad_hh,
+                           grad_bias, product_ih, product_hh):
+    """:func:`bptt.layers.rnn.rnn_backward` in one compiled call: (R4) and the product of (R2) for every step, from
+    the last to the first, the backward twin of :func:`_rnn_sequence_forward`; and, as the NumPy loop does, (R5)
+    and (R6) over a chunk of steps each time one is complete, BLAS products over its rows (numba's ``np.dot``),
+    the same operations in the same order. ``dout`` ``(T, N, H)`` is dL/dout as given (any layout); ``x``
+    ``(T, N, I)`` and ``h`` ``(T+1, N, H)`` are the cache's, C-contiguous, ``inactive`` the forward's;
+    ``weight_ih`` ``(H, I)`` and ``weight_hh`` ``(H, H)`` are PyTorch's, C-contiguous; ``dh`` ``(N, H)`` holds
+    dL/dh_T and receives dL/dh_0; ``rows`` ``(k, N, H)`` takes the dL/dz_t of a chunk of k steps; ``dx``
+    ``(T, N, I)`` receives dL/dx; ``grad_ih`` ``(H, I)``, ``grad_hh`` ``(H, H)`` and ``grad_bias`` ``(H,)``
+    (``(0,)`` without biases), zero on entry, receive the weight gradients; ``product_ih`` and ``product_hh``, shaped
+    as the first two, hold a chunk's share of them. ``one`` is 1 in the working dtype. The caller allocates every
+    buffer, so that memory tracing sees them."""
     T, N, H = dout.shape
+    I = x.shape[2]
+    chunk = rows.shape[0]
     padded = inactive.shape[0] > 0
     zero = one - one
     through = np.empty((N, H), dtype=dh.dtype)             # dh_t of the padded sequences, passed on as it is
     for t in range(T - 1, -1, -1):
-        d, up, h_t = dz[t], dout[t], h[t + 1]
+        start = t - t % chunk
+        d, up, h_t = rows[t - start], dout[t], h[t + 1]
         frozen = False
         for n in range(N):
             if padded and inactive[t, n]:                  # padded step: h passes through unchanged
@@ -239,7 +249,26 @@ def _rnn_sequence_backward(dout, h, weight_hh, inactive, relu, one, dh, dz):
             for n in range(N):
                 if inactive[t, n]:
                     for j in range(H):
-                        dh[n, j] = through[n, j]
+                        dh[n, j] = through[n, j]           # (R4) a padded step's dh_t passes to h_{t-1}
+        if t == start:
+            stop = min(start + chunk, T)
+            m = (stop - start) * N
+            chunk_dz = rows[:stop - start].reshape(m, H)   # row (j, n): dz of step start + j, sequence n
+            chunk_dz_t = chunk_dz.T
+            # (R5) dW_ih += sum_t dz_t x_t^T,  dW_hh += sum_t dz_t h_{t-1}^T,  db += sum_t dz_t
+            np.dot(chunk_dz_t, x[start:stop].reshape(m, I), product_ih)
+            np.dot(chunk_dz_t, h[start:stop].reshape(m, H), product_hh)
+            for i in range(H):
+                for j in range(I):
+                    grad_ih[i, j] += product_ih[i, j]      # (R5) dW_ih += the chunk's sum
+                for j in range(H):
+                    grad_hh[i, j] += product_hh[i, j]      # (R5) dW_hh += the chunk's sum
+            if grad_bias.shape[0] > 0:
+                for r in range(m):
+                    for j in range(H):
+                        grad_bias[j] += chunk_dz[r, j]     # (R5) db += dz_t, row by row
+            # (R6) dx_t = W_ih^T dz_t, as dz_t W_ih
+            np.dot(chunk_dz, weight_ih, dx[start:stop].reshape(m, I))
 
 
 @functools.cache
@@ -311,10 +340,173 @@ def gru_backward_cell() -> Callable | None:
     return _available(_gru_backward_cell)
 
 
+@functools.cache
+def _scipy_blas_threads() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """``(get, set)`` for the thread count of SciPy's own BLAS, the one numba's ``np.dot`` calls, where it is a
+    library of its own beside NumPy's (the pip wheels ship an OpenBLAS each, each with its own thread pool); None
+    where SciPy uses no BLAS of its own (it shares NumPy's, as in conda) or threadpoolctl is not installed. The
+    two are OpenBLAS's own ``openblas_get_num_threads`` and ``openblas_set_num_threads`` through ctypes, about
+    0.3 µs a call (threadpoolctl, which finds the library, takes about 2 µs to set a count)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    import scipy
+    import scipy.linalg.cython_blas  # noqa: F401 -- loads SciPy's BLAS, so that threadpoolctl sees it
+
+    package = os.path.dirname(os.path.realpath(scipy.__file__))
+    own = (package + os.sep, package + ".libs" + os.sep)            # inside scipy/ or the wheel's scipy.libs/
+    for library in ThreadpoolController().select(internal_api="openblas").lib_controllers:
+        if not os.path.realpath(library.filepath).startswith(own):
+            continue
+        for prefix in ("", "scipy_"):
+            for suffix in ("", "64_"):
+                get = getattr(library.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                set_ = getattr(library.dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    return get, set_
+    return None
+
+
+@functools.cache
+def _single_threaded_blas(kernel: Callable) -> Callable:
+    """``kernel`` with SciPy's BLAS limited to one thread for the call (its count restored after), where SciPy
+    has a BLAS of its own (:func:`_scipy_blas_threads`). NumPy's OpenBLAS workers busy-wait for a while after
+    each NumPy GEMM, so SciPy's two threads beside them fought for the two cores: 100 products (32, 256)
+    (256, 256) took 11 ms alone, 25 ms right after one NumPy GEMM. With one thread the call runs on the
+    caller's core, whatever NumPy's workers do. Calls from several Python threads at once may leave the count
+    at 1 (each restores the count it found)."""
+    threads = _scipy_blas_threads()
+    if threads is None:
+        return kernel
+    get, set_ = threads
+
+    def single_threaded(*args):
+        saved = get()
+        set_(1)
+        try:
+            return kernel(*args)
+        finally:
+            set_(saved)
+
+    return functools.update_wrapper(single_threaded, kernel, updated=())
+
+
 def rnn_sequence_kernels() -> tuple[Callable, Callable] | None:
-    """The compiled :func:`_rnn_sequence_forward` and :func:`_rnn_sequence_backward`, or None (see
-    :func:`_available`); None without SciPy too, whose BLAS numba's ``np.dot`` calls."""
+    """The compiled :func:`_rnn_sequence_forward` and :func:`_rnn_sequence_backward`, each running with SciPy's
+    BLAS on one thread (:func:`_single_threaded_blas`), or None (see :func:`_available`); None without SciPy too,
+    whose BLAS numba's ``np.dot`` calls."""
     if not _has_scipy():
         return None
     forward, backward = _available(_rnn_sequence_forward), _available(_rnn_sequence_backward)
+    if forward is None or backward is None:
+        return None
+    return _single_threaded_blas(forward), _single_threaded_blas(backward)
+
+
+def _gru_sequence_forward(gates, weight_hh, h, hidden_n, hidden_n_bias, inactive, half):
+    """(G2) to (G5) of :func:`bptt.layers.gru.gru_forward` for every step in one compiled call, feature-major as
+    there: ``gates`` ``(T, 3H, N)`` holds the input projection X^x of (G1), its r and z rows halved and carrying
+    b_hr, b_hz, and receives the activated r, z, n; ``weight_hh`` ``(3H, H)`` is W_hh with its r and z rows
+    halved, C-contiguous; ``h`` ``(T+1, H, N)`` holds h_0 in step 0 and receives every h_t; ``hidden_n``
+    ``(T, H, N)`` receives a_n = (W_hh h_{t-1})_n + b_hn (``hidden_n_bias`` is empty without biases);
+    ``inactive`` ``(T, N)`` is True at padded steps, or ``(0, 0)`` without padding. The recurrent product is one
+    BLAS call per step (numba's ``np.dot`` into a preallocated output); the element-wise work follows
+    :func:`_gru_forward_gates` and :func:`_gru_forward_state` operation by operation, with the C library's
+    ``tanh``, so the numbers match the NumPy path's to rounding, not bitwise."""
+    T, G, N = gates.shape
+    H = G // 3
+    padded = inactive.shape[0] > 0
+    biased = hidden_n_bias.size > 0
+    recurrent = np.empty((G, N), dtype=gates.dtype)
+    for t in range(T):
+        s, h_prev, h_new, a = gates[t], h[t], h[t + 1], hidden_n[t]
+        np.dot(weight_hh, h_prev, recurrent)               # (G2) a = W_hh h_{t-1}, r and z rows halved
+        for j in range(H):
+            for n in range(N):
+                r = math.tanh(s[j, n] + recurrent[j, n]) * half + half  # (G3) r, z = (1 + tanh(./2)) / 2
+                z = math.tanh(s[H + j, n] + recurrent[H + j, n]) * half + half
+                a_n = recurrent[2 * H + j, n] + hidden_n_bias[j] if biased else recurrent[2 * H + j, n]
+                a[j, n] = a_n
+                cand = math.tanh(s[2 * H + j, n] + r * a_n)    # (G4) n = tanh(X_n + r a_n)
+                s[j, n], s[H + j, n], s[2 * H + j, n] = r, z, cand
+                if padded and inactive[t, n]:              # padded step: the state is kept
+                    h_new[j, n] = h_prev[j, n]
+                else:
+                    h_new[j, n] = cand + (h_prev[j, n] - cand) * z  # (G5) h = n + z (h_prev - n)
+
+
+def _gru_sequence_backward(dout, gates, h, hidden_n, weight_hh_t, inactive, start, stop, one, dh_recurrent, d, dn,
+                           hidden_columns, tail_columns):
+    """(G6) to (G3) and the product of (G2) for the steps ``stop - 1`` down to ``start`` in one compiled call: the
+    backward twin of :func:`_gru_sequence_forward`, each step's element-wise work that of
+    :func:`_gru_backward_cell`, operation by operation. ``dout`` ``(T, N, H)`` is dL/dout as given (any layout);
+    ``gates``, ``h``, ``hidden_n`` and ``inactive`` are the forward's; ``weight_hh_t`` ``(H, 3H)`` is PyTorch's
+    W_hh transposed, C-contiguous; ``dh_recurrent`` ``(H, N)`` holds W_hh^T da_{stop} + z dh_{stop} (dL/dh_T at
+    the last step) and receives that of ``start``. ``d`` ``(3H, N)`` and ``dn`` ``(H, N)`` receive dL/da_t and
+    dL/dX^x_n of each step, the last being ``start``'s; the columns ``(t - start) N ..`` of ``hidden_columns``
+    ``(3H, k N)`` and ``tail_columns`` ``(H, k N)`` receive those of the other steps, for the weight-gradient
+    GEMMs of :class:`bptt.layers.recurrent.ChunkedGradients` (whose ``add`` then takes step ``start``)."""
+    G, N = d.shape
+    H = G // 3
+    M = H * N                                              # each gate is M consecutive numbers of s, d
+    padded = inactive.shape[0] > 0
+    zero = one - one
+    direct = np.empty((H, N), dtype=d.dtype)               # z dh, the direct path of (G5)
+    through = np.empty((H, N), dtype=d.dtype)              # dh_t of the padded sequences, passed on as it is
+    flat_d, flat_dn, flat_direct, carried = d.reshape(G * N), dn.reshape(M), direct.reshape(M), dh_recurrent.reshape(M)
+    for t in range(stop - 1, start - 1, -1):
+        s, h_prev, a = gates[t].reshape(G * N), h[t].reshape(M), hidden_n[t].reshape(M)
+        frozen = False
+        if padded:
+            for n in range(N):
+                if inactive[t, n]:
+                    frozen = True
+                    for j in range(H):
+                        through[j, n] = dout[t, n, j] + dh_recurrent[j, n]  # (G6) dh_t
+        for j in range(H):
+            for n in range(N):
+                k = j * N + n
+                dh = dout[t, n, j] + carried[k]            # (G6) dh_t = dL/dout_t + paths from t+1
+                r, z, cand = s[k], s[M + k], s[2 * M + k]
+                dcand = dh * (one - z)                     # (G5) h = (1 - z) n + z h_prev: dh/dn = 1 - z
+                dz = dh * (h_prev[k] - cand)               # (G5) dh/dz = h_prev - n
+                dcand = dcand * (one - cand * cand)        # (G4) n = tanh(X_n + r a_n): 1 - n^2
+                dr = dcand * a[k]                          # (G4) d(r a_n)/dr = a_n
+                flat_d[2 * M + k] = dcand * r              # (G4) d(r a_n)/da_n = r
+                flat_dn[k] = dcand
+                flat_d[k] = dr * ((one - r) * r)           # (G3) sigmoid' = s (1 - s)
+                flat_d[M + k] = dz * ((one - z) * z)
+                flat_direct[k] = dh * z                    # (G5) the direct path to h_prev
+        if frozen:                                         # padded step: no gradient reaches the gates
+            for n in range(N):
+                if inactive[t, n]:
+                    for j in range(H):
+                        d[j, n] = d[H + j, n] = d[2 * H + j, n] = zero
+                        dn[j, n] = zero
+        # (G2) a = W_hh h_prev + b_hh, and the direct path of (G5): dh_prev = W_hh^T da + z dh
+        np.dot(weight_hh_t, d, dh_recurrent)
+        for k in range(M):
+            carried[k] += flat_direct[k]
+        if frozen:
+            for n in range(N):
+                if inactive[t, n]:
+                    for j in range(H):
+                        dh_recurrent[j, n] = through[j, n]
+        if t > start:                                      # the chunk's columns; ChunkedGradients.add takes start's
+            column = (t - start) * N
+            for g in range(G):
+                for n in range(N):
+                    hidden_columns[g, column + n] = d[g, n]
+            for j in range(H):
+                for n in range(N):
+                    tail_columns[j, column + n] = dn[j, n]
+
+
+def gru_sequence_kernels() -> tuple[Callable, Callable] | None:
+    """The compiled :func:`_gru_sequence_forward` and :func:`_gru_sequence_backward`, or None (see
+    :func:`_available`); None without SciPy too, whose BLAS numba's ``np.dot`` calls."""
+    if not _has_scipy():
+        return None
+    forward, backward = _available(_gru_sequence_forward), _available(_gru_sequence_backward)
     return None if forward is None or backward is None else (forward, backward)

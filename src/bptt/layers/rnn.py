@@ -53,14 +53,16 @@ COMPILED_LOOP_PRODUCT = 2**19
 """Largest N H^2, the multiply-adds of one step's recurrent product, for which, with numba installed, the
 backward pass (and the forward pass of a ReLU layer) runs all its steps in one compiled call
 (:func:`bptt.layers.kernels.rnn_sequence_kernels`) instead of a NumPy loop over steps. The compiled loops save a
-step's NumPy calls (about 1 µs each whatever they compute), but their products run in SciPy's OpenBLAS, a second
-thread pool beside NumPy's: from about 2^20 its two threads fight NumPy's, which busy-wait after each NumPy
-GEMM (the input projection, the weight gradients), for the two cores. The 100 products (32, 256) (256, 256)
-took 11 ms alone in either library, but 25 ms in SciPy's right after one NumPy GEMM against 15 ms in NumPy's.
-Measured, training step, compiled loops over NumPy loops, float64 and float32, two runs (benchmarks/rnn_loop.py,
-docs/performance.md): 0.19-0.33 at (T, N, I, H) = (50, 1, 1, 32); ReLU 0.49-0.79 at (100, 32, 1, 64), 0.71-0.88
-at (100, 32, 32, 128), 0.65-0.99 at other sizes up to N H^2 = 2^19; 1.7-3.4 at N H^2 = 2^20 (N, H = 1, 1024;
-16, 256; 64, 128), 2.9-8.0 at (100, 32, 128, 256) and 1.5-2.3 at (100, 64, 256, 512)."""
+step's NumPy calls (about 1 µs each whatever they compute), but their products, the per-step ones and the
+backward's chunked weight-gradient ones, run in SciPy's OpenBLAS on one thread, where the NumPy loop's run in
+NumPy's on two. (One thread is what pays: with two, SciPy's pool fought NumPy's busy-waiting one for the two
+cores, and a training step took 1.4-3.9x as long from N H^2 = 2^18 to 2^21; only at (100, 64, 256, 512), whose
+products are large enough for two threads, 0.8x.) Measured, training step, compiled
+loops over NumPy loops, float64 / float32 (benchmarks/rnn_loop.py, docs/performance.md): 0.25 / 0.27 (tanh),
+0.20 (ReLU) at (T, N, I, H) = (50, 1, 1, 32); ReLU 0.46 / 0.39 at (100, 32, 1, 64), 0.71 / 0.86 at
+(100, 32, 32, 128), 0.91 at (100, 1, 64, 512); at N H^2 = 2^20 it depends on the layer, 0.68-0.98 at
+(100, 64, 32, 128) and (100, 16, 64, 256) but 1.09-1.53 at (100, 16, 128, 256), (100, 4, 32, 512) and
+(100, 1, 64, 1024); 1.07-1.24 at (100, 32, 128, 256), 1.26-1.46 at (100, 64, 256, 512)."""
 
 COMPILED_TANH_FORWARD_UNITS = 128
 """Largest H N for which a tanh layer's forward pass, too, runs in the compiled loop (within
@@ -68,8 +70,8 @@ COMPILED_TANH_FORWARD_UNITS = 128
 ``tanh`` (7-20 ns a value), where NumPy's vectorised one takes 0.4 (float32) to 1.7 ns (float64), so it gains
 only while a step holds few values. Measured, forward pass, compiled over NumPy loop: 0.34-0.45 at
 (T, N, I, H) = (50, 1, 1, 32), 0.56-0.79 at H N = 128, 0.87-1.10 at 256, 1.08-1.7 at 512, 2.0-4.0 at
-(100, 32, 1, 64). Above it the backward loop stays compiled: training step 0.67-0.93 at (100, 32, 1, 64),
-0.76-0.90 at (100, 32, 32, 128)."""
+(100, 32, 1, 64) (2.2 again with SciPy's BLAS on one thread). Above it the backward loop stays compiled: training
+step 0.63 / 0.59 (float64 / float32) at (100, 32, 1, 64), 0.88 / 0.87 at (100, 32, 32, 128)."""
 
 _NO_PADDING = np.zeros((0, 0), dtype=bool)
 
@@ -171,7 +173,8 @@ def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, ds
     Returns ``dx (T, N, I)``, ``(dh0,)`` and the gradients of ``weights`` in PyTorch's layout. Each step
     writes its :math:`\delta z_t` into the rows of a buffer that holds a chunk of steps (about 512 rows);
     when a chunk is complete, (R5) and (R6) take it in whole-chunk GEMMs. Where :func:`compiled_loops` gives a
-    compiled backward loop, the steps run in that one call instead (:func:`_backward_in_one_call`).
+    compiled backward loop, the same steps and chunks run in that one call instead
+    (:func:`_backward_in_one_call`).
     """
     x, h, inactive = cache
     T, N, I = x.shape
@@ -219,22 +222,24 @@ def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, ds
 
 def _backward_in_one_call(kernel, weights: dict[str, NDArray], cache: RNNCache, dout: NDArray,
                           dstates: tuple[NDArray], nonlinearity: str) -> tuple[NDArray, tuple[NDArray], dict]:
-    """:func:`rnn_backward` with (R4) and the recurrent product of every step in one compiled call (``kernel``,
-    :func:`bptt.layers.kernels.rnn_sequence_kernels`), which keeps every dL/dz_t; then (R5) and (R6) as GEMMs over
-    all steps at once, in NumPy's BLAS."""
+    """:func:`rnn_backward` in one compiled call (``kernel``, :func:`bptt.layers.kernels.rnn_sequence_kernels`):
+    (R4) and the recurrent product of every step, and (R5), (R6) over each chunk of :func:`chunk_steps` steps as
+    the NumPy loop takes them. Every buffer is allocated here, as NumPy arrays."""
     x, h, inactive = cache
     T, N, I = x.shape
     H = h.shape[2]
     dtype = x.dtype
+    weight_ih, weight_hh = weights["weight_ih"], weights["weight_hh"]
     dh = np.array(dstates[0], dtype=dtype, order="C")       # dL/dh_T, then dL/dh_0
-    dz = np.empty((T, N, H), dtype=dtype)
-    kernel(dout, h, weights["weight_hh"], _padding(inactive), nonlinearity == "relu", dtype.type(1), dh, dz)
-    dz_rows = dz.reshape(T * N, H)                          # row (t, n): dz of step t, sequence n
-    # (R5) dW_ih = sum_t dz_t x_t^T, dW_hh = sum_t dz_t h_{t-1}^T, db = sum_t dz_t
-    grads = {"weight_ih": dz_rows.T @ x.reshape(T * N, I), "weight_hh": dz_rows.T @ h[:T].reshape(T * N, H)}
+    rows = np.empty((chunk_steps(N, T), N, H), dtype=dtype)  # dL/dz of a chunk's steps
+    dx = np.empty((T, N, I), dtype=dtype)
+    grads = {"weight_ih": np.zeros((H, I), dtype=dtype), "weight_hh": np.zeros((H, H), dtype=dtype)}
+    bias = np.zeros(H if "bias_ih" in weights else 0, dtype=dtype)
+    kernel(dout, np.ascontiguousarray(x), h, np.ascontiguousarray(weight_ih), np.ascontiguousarray(weight_hh),
+           _padding(inactive), nonlinearity == "relu", dtype.type(1), dh, rows, dx, grads["weight_ih"],
+           grads["weight_hh"], bias, np.empty((H, I), dtype=dtype), np.empty((H, H), dtype=dtype))
     if "bias_ih" in weights:
-        grads["bias_ih"] = grads["bias_hh"] = dz_rows.sum(axis=0)
-    dx = matmul(dz_rows, weights["weight_ih"]).reshape(T, N, I)   # (R6) dx_t = W_ih^T dz_t, as dz_t W_ih
+        grads["bias_ih"] = grads["bias_hh"] = bias
     return dx, (dh,), grads
 
 
