@@ -195,15 +195,13 @@ def test_rnn_compiled_loops_give_the_numpy_path_numbers(nonlinearity, compiled, 
                                        seed)
 
 
-@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
-def test_rnn_compiled_loops_hold_padded_states_and_pass_their_gradients_through(nonlinearity):
+def assert_padded_sequence_is_its_own_shorter_run(layer, loops) -> None:
     """A sequence of length 2 in a batch of 5 steps: its state after step 2 is its final state, its output is
     zero after step 2 and so is its input gradient; its initial-state gradient does not see the upstream
     gradient of the padded steps."""
     rng = np.random.default_rng(1)
-    layer = RNN(3, 4, nonlinearity=nonlinearity, rng=1)
     x, dout = rng.standard_normal((5, 2, 3)), rng.standard_normal((5, 2, 4))
-    with rnn_loops("both"):
+    with loops:
         out, h_n = layer(x, lengths=np.array([5, 2]))
         dx, dh0 = layer.backward(dout)
         layer.zero_grad()
@@ -214,6 +212,11 @@ def test_rnn_compiled_loops_hold_padded_states_and_pass_their_gradients_through(
     assert not out[2:, 1].any() and not dx[2:, 1].any()
     np.testing.assert_allclose(dx[:2, 1], short_dx[:, 0], rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(dh0[0, 1], short_dh0[0, 0], rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_compiled_loops_hold_padded_states_and_pass_their_gradients_through(nonlinearity):
+    assert_padded_sequence_is_its_own_shorter_run(RNN(3, 4, nonlinearity=nonlinearity, rng=1), rnn_loops("both"))
 
 
 def test_rnn_loop_choice_follows_the_nonlinearity_and_the_size():
@@ -337,23 +340,7 @@ def test_gru_compiled_loops_give_the_step_loop_numbers(compiled, T, N, I, H, L, 
 
 
 def test_gru_compiled_loops_hold_padded_states_and_pass_their_gradients_through():
-    """A sequence of length 2 in a batch of 5 steps: its state after step 2 is its final state, its output is
-    zero after step 2 and so is its input gradient; its initial-state gradient does not see the upstream
-    gradient of the padded steps."""
-    rng = np.random.default_rng(1)
-    layer = GRU(3, 4, rng=1)
-    x, dout = rng.standard_normal((5, 2, 3)), rng.standard_normal((5, 2, 4))
-    with gru_loops("both", chunk=2):
-        out, h_n = layer(x, lengths=np.array([5, 2]))
-        dx, dh0 = layer.backward(dout)
-        layer.zero_grad()
-        short_out, short_h_n = layer(x[:2, 1:])
-        short_dx, short_dh0 = layer.backward(dout[:2, 1:])
-    np.testing.assert_allclose(h_n[0, 1], short_h_n[0, 0], rtol=1e-14)
-    np.testing.assert_allclose(out[:2, 1], short_out[:, 0], rtol=1e-14)
-    assert not out[2:, 1].any() and not dx[2:, 1].any()
-    np.testing.assert_allclose(dx[:2, 1], short_dx[:, 0], rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(dh0[0, 1], short_dh0[0, 0], rtol=1e-13, atol=1e-15)
+    assert_padded_sequence_is_its_own_shorter_run(GRU(3, 4, rng=1), gru_loops("both", chunk=2))
 
 
 def test_gru_loop_choice_follows_the_size():
