@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.layers.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.layers.kernels import gru_backward_cell, gru_forward_cells, gru_sequence_kernels
+from bptt.layers.kernels import gru_backward_cell, gru_forward_cells, gru_sequence_kernels, padding_mask
 from bptt.layers.recurrent import (
     ChunkedGradients,
     Family,
@@ -79,15 +79,9 @@ two cores. Measured, training step with the compiled backward over the Python lo
 at (50, 1, 1, 32), 0.70 at (50, 1, 1, 64), 0.82-0.83 at (50, 4, 1, 32), 0.65-0.81 at (50, 8, 1, 32), 0.70-0.90 at
 (50, 16, 1, 32), 0.80-0.97 at (50, 1, 1, 128) (all N H^2 <= 2^15); 0.84-1.11 at (50, 1, 1, 256) (2^16), 1.01-1.04
 at (100, 32, 1, 64) (2^17), 4.5-7.5 at (100, 32, 32, 128), 3.0-4.1 at (100, 32, 128, 256), 1.9-2.7 at
-(100, 64, 256, 512)."""
-
-_NO_PADDING = np.zeros((0, 0), dtype=bool)
-
-
-def _padding(inactive: NDArray | None) -> NDArray:
-    """The compiled loops' ``inactive``: the ``(T, N)`` mask, or an empty one without padding."""
-    return _NO_PADDING if inactive is None else inactive
-
+(100, 64, 256, 512). These figures predate the loops' SciPy BLAS running on one thread during each call
+(:func:`bptt.layers.kernels.gru_sequence_kernels`, as the RNN's), which settles that fight; the bound has not been
+measured again since."""
 
 def compiled_loops(batch: int, hidden_size: int) -> tuple[Callable | None, Callable | None]:
     """The compiled whole-sequence forward and backward loops (:func:`bptt.layers.kernels.gru_sequence_kernels`)
@@ -141,7 +135,7 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     n_bias = weights["bias_hh"][2 * H:] if has_bias else np.empty(0, dtype=dtype)  # b_hn
     compiled, _ = compiled_loops(N, H)
     if compiled is not None:                                # (G2) to (G5) for every step in one compiled call
-        compiled(gates, halved_rows(weights["weight_hh"], None, 2 * H), h, hidden_n, n_bias, _padding(inactive),
+        compiled(gates, halved_rows(weights["weight_hh"], None, 2 * H), h, hidden_n, n_bias, padding_mask(inactive),
                  half)
         return _results(x, h, gates, hidden_n, inactive)
     recurrent = np.empty((3 * H, N), dtype=dtype)
@@ -264,7 +258,7 @@ def _backward_in_chunks(kernel: Callable, weights: dict[str, NDArray], cache: GR
     d = np.empty((3 * H, N), dtype=dtype)                  # dL/da of the chunk's first step, as the NumPy loop's
     dn = np.empty((H, N), dtype=dtype)                     # dL/dX^x_n likewise
     dh_recurrent = np.array(dstates[0].T, dtype=dtype, order="C")
-    padding, one = _padding(inactive), dtype.type(1)
+    padding, one = padding_mask(inactive), dtype.type(1)
     for start in range((T - 1) // gradients.chunk * gradients.chunk, -1, -gradients.chunk):
         stop = min(start + gradients.chunk, T)
         kernel(dout, gates, h, hidden_n, weight_hh_t, padding, start, stop, one, dh_recurrent, d, dn,

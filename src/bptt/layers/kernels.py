@@ -281,6 +281,11 @@ def _compiled(kernel: Callable) -> Callable:
     return numba.njit(kernel, cache=True)
 
 
+def _numpy_path_asked() -> bool:
+    """Whether ``BPTT_KERNELS=numpy`` asks for the NumPy path (read at each call, so tests can switch it)."""
+    return os.environ.get("BPTT_KERNELS", "").lower() == "numpy"
+
+
 def describe_path() -> str:
     """Which path the passes take, in words: the compiled kernels with numba's version, or the NumPy path and
     why (``BPTT_KERNELS=numpy``, or numba not installed). Finds numba without importing it.
@@ -290,11 +295,20 @@ def describe_path() -> str:
     >>> describe_path().startswith(("compiled kernels (numba ", "NumPy path ("))
     True
     """
-    if os.environ.get("BPTT_KERNELS", "").lower() == "numpy":
+    if _numpy_path_asked():
         return "NumPy path (BPTT_KERNELS=numpy)"
     if importlib.util.find_spec("numba") is None:
         return "NumPy path (numba is not installed; pip install 'bptt[fast]' adds the compiled kernels)"
     return f"compiled kernels (numba {importlib.metadata.version('numba')})"
+
+
+NO_PADDING = np.zeros((0, 0), dtype=bool)
+"""The ``inactive`` argument of the whole-sequence loops for a batch without padding (numba needs an array)."""
+
+
+def padding_mask(inactive: np.ndarray | None) -> np.ndarray:
+    """The whole-sequence loops' ``inactive``: the ``(T, N)`` mask of padded steps, or :data:`NO_PADDING`."""
+    return NO_PADDING if inactive is None else inactive
 
 
 @functools.cache
@@ -304,7 +318,7 @@ def _has_scipy() -> bool:
 
 def _available(kernel: Callable) -> Callable | None:
     """``kernel`` compiled, or None without numba or with ``BPTT_KERNELS=numpy``."""
-    if os.environ.get("BPTT_KERNELS", "").lower() == "numpy":
+    if _numpy_path_asked():
         return None
     try:
         return _compiled(kernel)
@@ -392,16 +406,22 @@ def _single_threaded_blas(kernel: Callable) -> Callable:
     return functools.update_wrapper(single_threaded, kernel, updated=())
 
 
-def rnn_sequence_kernels() -> tuple[Callable, Callable] | None:
-    """The compiled :func:`_rnn_sequence_forward` and :func:`_rnn_sequence_backward`, each running with SciPy's
-    BLAS on one thread (:func:`_single_threaded_blas`), or None (see :func:`_available`); None without SciPy too,
-    whose BLAS numba's ``np.dot`` calls."""
+def _blas_loops(forward: Callable, backward: Callable) -> tuple[Callable, Callable] | None:
+    """Whole-sequence loops that call BLAS through numba's ``np.dot``: both compiled, each running with SciPy's
+    BLAS on one thread (:func:`_single_threaded_blas`), or None (see :func:`_available`); None without SciPy
+    too, whose BLAS numba's ``np.dot`` calls."""
     if not _has_scipy():
         return None
-    forward, backward = _available(_rnn_sequence_forward), _available(_rnn_sequence_backward)
+    forward, backward = _available(forward), _available(backward)
     if forward is None or backward is None:
         return None
     return _single_threaded_blas(forward), _single_threaded_blas(backward)
+
+
+def rnn_sequence_kernels() -> tuple[Callable, Callable] | None:
+    """The compiled :func:`_rnn_sequence_forward` and :func:`_rnn_sequence_backward`, or None (see
+    :func:`_blas_loops`)."""
+    return _blas_loops(_rnn_sequence_forward, _rnn_sequence_backward)
 
 
 def _gru_sequence_forward(gates, weight_hh, h, hidden_n, hidden_n_bias, inactive, half):
@@ -505,8 +525,5 @@ def _gru_sequence_backward(dout, gates, h, hidden_n, weight_hh_t, inactive, star
 
 def gru_sequence_kernels() -> tuple[Callable, Callable] | None:
     """The compiled :func:`_gru_sequence_forward` and :func:`_gru_sequence_backward`, or None (see
-    :func:`_available`); None without SciPy too, whose BLAS numba's ``np.dot`` calls."""
-    if not _has_scipy():
-        return None
-    forward, backward = _available(_gru_sequence_forward), _available(_gru_sequence_backward)
-    return None if forward is None or backward is None else (forward, backward)
+    :func:`_blas_loops`)."""
+    return _blas_loops(_gru_sequence_forward, _gru_sequence_backward)

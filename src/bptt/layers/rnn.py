@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from bptt.layers._blas import matmul  # np.matmul without OpenBLAS's spurious invalid flag
 from bptt.layers.activations import tanh_grad_from_output
-from bptt.layers.kernels import rnn_sequence_kernels
+from bptt.layers.kernels import padding_mask, rnn_sequence_kernels
 from bptt.layers.recurrent import Family, RecurrentLayer, chunk_steps, combined_bias, inactive_at
 
 NONLINEARITIES = ("tanh", "relu")
@@ -72,14 +72,6 @@ only while a step holds few values. Measured, forward pass, compiled over NumPy 
 (T, N, I, H) = (50, 1, 1, 32), 0.56-0.79 at H N = 128, 0.87-1.10 at 256, 1.08-1.7 at 512, 2.0-4.0 at
 (100, 32, 1, 64) (2.2 again with SciPy's BLAS on one thread). Above it the backward loop stays compiled: training
 step 0.63 / 0.59 (float64 / float32) at (100, 32, 1, 64), 0.88 / 0.87 at (100, 32, 32, 128)."""
-
-_NO_PADDING = np.zeros((0, 0), dtype=bool)
-
-
-def _padding(inactive: NDArray | None) -> NDArray:
-    """The compiled loops' ``inactive``: the ``(T, N)`` mask, or an empty one without padding."""
-    return _NO_PADDING if inactive is None else inactive
-
 
 def compiled_loops(nonlinearity: str, batch: int, hidden_size: int) -> tuple[Callable | None, Callable | None]:
     """The compiled whole-sequence forward and backward loops (:func:`bptt.layers.kernels.rnn_sequence_kernels`)
@@ -142,7 +134,7 @@ def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     weight_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # a contiguous copy: 1.1-2x faster GEMMs than the view
     compiled, _ = compiled_loops(nonlinearity, N, H)
     if compiled is not None:                                # (R2), (R3) for every step in one compiled call
-        compiled(h, weight_hh_t, _padding(inactive), nonlinearity == "relu")
+        compiled(h, weight_hh_t, padding_mask(inactive), nonlinearity == "relu")
         return _results(x, h, inactive)
     recurrent = np.empty((N, H), dtype=x.dtype)
     for t in range(T):
@@ -236,7 +228,7 @@ def _backward_in_one_call(kernel, weights: dict[str, NDArray], cache: RNNCache, 
     grads = {"weight_ih": np.zeros((H, I), dtype=dtype), "weight_hh": np.zeros((H, H), dtype=dtype)}
     bias = np.zeros(H if "bias_ih" in weights else 0, dtype=dtype)
     kernel(dout, np.ascontiguousarray(x), h, np.ascontiguousarray(weight_ih), np.ascontiguousarray(weight_hh),
-           _padding(inactive), nonlinearity == "relu", dtype.type(1), dh, rows, dx, grads["weight_ih"],
+           padding_mask(inactive), nonlinearity == "relu", dtype.type(1), dh, rows, dx, grads["weight_ih"],
            grads["weight_hh"], bias, np.empty((H, I), dtype=dtype), np.empty((H, H), dtype=dtype))
     if "bias_ih" in weights:
         grads["bias_ih"] = grads["bias_hh"] = bias
