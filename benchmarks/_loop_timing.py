@@ -4,6 +4,7 @@ ratios."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -108,3 +109,20 @@ def print_sides(label: str, timing: dict) -> None:
 def print_load(timing: dict) -> None:
     print(f"  other processes: {timing['foreign_cpu_fraction']:.2f} of the CPUs ({timing['attempts']} attempt(s)), "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
+
+
+def loop_benchmark_parser(description: str, configs: str) -> argparse.ArgumentParser:
+    """The options every loop benchmark takes: the cells, dtypes and passes, and how :func:`quiet_timing`
+    times them."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--configs", default=configs, help="T,N,I,H;... (default: %(default)s)")
+    parser.add_argument("--dtypes", default="float64,float32")
+    parser.add_argument("--passes", default="train,infer")
+    parser.add_argument("--blocks", type=int, default=5)
+    parser.add_argument("--min-block-ms", type=float, default=150.0)
+    parser.add_argument("--pause-ms", type=float, default=200.0)
+    parser.add_argument("--max-foreign", type=float, default=0.05,
+                        help="repeat a row while other processes took more of the CPUs (default %(default)s)")
+    parser.add_argument("--tries", type=int, default=4)
+    parser.add_argument("--json", help="write every row here")
+    return parser

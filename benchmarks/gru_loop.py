@@ -22,10 +22,9 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from _loop_timing import on_path, print_load, print_sides, verified_timing
+from _loop_timing import loop_benchmark_parser, on_path, print_load, print_sides, verified_timing
 
 from bptt.layers import gru, kernels
 from bptt.perf.bench import build_case, inference_pair, parse_configs, torch_twin, training_memory, training_pair
@@ -57,18 +56,8 @@ def memory(config, dtype: str) -> dict[str, float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default=CONFIGS, help="T,N,I,H;... (default: %(default)s)")
-    parser.add_argument("--dtypes", default="float64,float32")
-    parser.add_argument("--passes", default="train,infer")
-    parser.add_argument("--blocks", type=int, default=5)
-    parser.add_argument("--min-block-ms", type=float, default=150.0)
-    parser.add_argument("--pause-ms", type=float, default=200.0)
-    parser.add_argument("--max-foreign", type=float, default=0.05,
-                        help="repeat a row while other processes took more of the CPUs (default %(default)s)")
-    parser.add_argument("--tries", type=int, default=4)
+    parser = loop_benchmark_parser(__doc__.splitlines()[0], CONFIGS)
     parser.add_argument("--memory", action="store_true", help="also the peak memory of a training step")
-    parser.add_argument("--json", help="write every row here")
     args = parser.parse_args(argv)
     torch = import_torch()
     torch.set_num_threads(TORCH_THREADS)

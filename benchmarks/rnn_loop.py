@@ -21,11 +21,10 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
-from _loop_timing import print_load, print_sides, verified_timing
+from _loop_timing import loop_benchmark_parser, print_load, print_sides, verified_timing
 
 from bptt.layers import kernels, rnn
 from bptt.perf.bench import Case, inference_pair, parse_configs, training_pair
@@ -64,18 +63,8 @@ def sides(pass_name: str, nonlinearity: str, config) -> dict[str, tuple]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default=CONFIGS, help="T,N,I,H;... (default: %(default)s)")
-    parser.add_argument("--dtypes", default="float64,float32")
+    parser = loop_benchmark_parser(__doc__.splitlines()[0], CONFIGS)
     parser.add_argument("--nonlinearities", default="tanh,relu")
-    parser.add_argument("--passes", default="train,infer")
-    parser.add_argument("--blocks", type=int, default=5)
-    parser.add_argument("--min-block-ms", type=float, default=150.0)
-    parser.add_argument("--pause-ms", type=float, default=200.0)
-    parser.add_argument("--max-foreign", type=float, default=0.05,
-                        help="repeat a row while other processes took more of the CPUs (default %(default)s)")
-    parser.add_argument("--tries", type=int, default=4)
-    parser.add_argument("--json", help="write every row here")
     args = parser.parse_args(argv)
     torch = import_torch()
     torch.set_num_threads(TORCH_THREADS)
