@@ -51,6 +51,10 @@ class Scaling(NamedTuple):
         """Standardised input columns ``(n, C)``."""
         return (values - self.input_offset) / self.input_scale
 
+    def standardise_target(self, values: NDArray) -> NDArray:
+        """Target values standardised."""
+        return (values - self.target_offset) / self.target_scale
+
     def target(self, z: NDArray) -> NDArray:
         """Standardised target values back in the target's own units."""
         return z * self.target_scale + self.target_offset
@@ -123,6 +127,8 @@ class CsvTask:
     defaults: dict[str, object] = field(default_factory=_defaults, compare=False, repr=False)
     goals: ClassVar[dict] = {"skill": (">", 0.0)}
     data: SeriesFile = field(init=False, compare=False, repr=False)
+    standardised: tuple[NDArray, NDArray] = field(init=False, compare=False, repr=False)
+    """The input columns ``(n, C)`` and the target ``(n,)`` standardised by :attr:`scaling`, float64, made once."""
     scaling: Scaling = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -146,6 +152,8 @@ class CsvTask:
         part = slice(0, train_end)
         object.__setattr__(self, "scaling", Scaling(data.values[part].mean(axis=0), data.values[part].std(axis=0),
                                                     float(data.target[part].mean()), float(data.target[part].std())))
+        standardised = (self.scaling.inputs(data.values), self.scaling.standardise_target(data.target))
+        object.__setattr__(self, "standardised", standardised)
         if self.season is not None:
             self._check_season()
 
@@ -204,20 +212,16 @@ class CsvTask:
         check_split("CsvTask.split_range", split)
         return range(train_end, test_start) if split == "validation" else range(test_start, n)
 
-    def _standardised(self, dtype: object) -> tuple[NDArray, NDArray]:
-        return (self.scaling.inputs(self.data.values).astype(dtype),
-                ((self.data.target - self.scaling.target_offset) / self.scaling.target_scale).astype(dtype))
-
     def batch(self, rng: np.random.Generator, size: int, dtype: object = np.float64) -> tuple[NDArray, NDArray]:
         """``size`` random windows of the training part and the targets ``horizon`` rows after each step."""
         size = check_positive_int("CsvTask.batch", "size", size)
         dtype = check_dtype("CsvTask.batch", dtype)
-        z, target = self._standardised(dtype)
+        z, target = self.standardised
         train_end = self._bounds()[0]
         ends = rng.integers(self.window - 1, train_end - self.horizon, size=size)   # ends + horizon < train_end
         x = windows(z, ends, self.window)
         y = windows(target[:, None], ends + self.horizon, self.window)
-        return x, y
+        return x.astype(dtype), y.astype(dtype)
 
     def held_out(self, split: str, rng: np.random.Generator | None = None,
                  dtype: object = np.float64) -> tuple[NDArray, NDArray]:
@@ -225,11 +229,11 @@ class CsvTask:
         last step is scored. ``rng`` is unused (the split is fixed)."""
         check_split("CsvTask.held_out", split)
         dtype = check_dtype("CsvTask.held_out", dtype)
-        z, target = self._standardised(dtype)
+        z, target = self.standardised
         rows = np.arange(self.split_range(split).start, self.split_range(split).stop)
         y = np.full((self.window, len(rows), 1), np.nan, dtype=dtype)
         y[-1, :, 0] = target[rows]
-        return windows(z, rows - self.horizon, self.window), y
+        return windows(z, rows - self.horizon, self.window).astype(dtype), y
 
     # ----- scoring -------------------------------------------------------------------------------------
 
