@@ -1,4 +1,4 @@
-"""What the compiled-loop benchmarks (``rnn_loop.py``, ``gru_loop.py``) share: a pass run with the family's loops
+"""What the compiled-loop benchmark (``family_loop.py``) is made of: a pass run with the family's loops
 of choice, interleaved blocks of several sides of one pass, timed once the machine is quiet, and their paired
 ratios."""
 
@@ -13,8 +13,8 @@ from bptt.perf.timing import ForeignLoad, repeats_for, timed_block
 
 
 def on_path(family, step, loops: tuple):
-    """``step`` with the family module's (``bptt.layers.rnn`` or ``gru``) loops ``(forward, backward)``, each
-    compiled or None, for its duration (a plain attribute swap: ``mock.patch`` would add about 3 µs to each
+    """``step`` with the family module's (``bptt.layers.lstm``, ``gru`` or ``rnn``) loops ``(forward, backward)``,
+    each compiled or None, for its duration (a plain attribute swap: ``mock.patch`` would add about 3 µs to each
     call)."""
 
     def choose(*args):

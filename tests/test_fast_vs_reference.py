@@ -1,6 +1,6 @@
-"""The fast path equals the textbook reference (``bptt.reference``): every family, every path (NumPy, compiled
-step kernels, the LSTM's whole-sequence kernels, the RNN's compiled loops), both directions, layers, lengths and
-the LSTM's projection, to 1e-12 relative in float64. This is the oracle that needs no torch: without torch
+"""The fast path equals the textbook reference (``bptt.reference``): every family, both paths (the NumPy loops over
+steps, and the compiled whole-sequence loops at every size), both directions, layers, lengths and the LSTM's
+projection, to 1e-12 relative in float64. This is the oracle that needs no torch: without torch
 installed, these tests still verify every fast-path line."""
 
 from __future__ import annotations
@@ -23,10 +23,8 @@ from bptt.layers import gru, kernels, recurrent, rnn
 from bptt.layers import lstm as lstm_module
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
-# The paths a pass can take: BPTT_KERNELS=numpy; numba's per-step kernels (the whole-sequence kernels held off:
-# the LSTM's, and the RNN's and GRU's compiled loops); numba with every kernel allowed (small LSTM layers then run
-# all steps in one compiled call, and the RNN and GRU their compiled loops whatever their size).
-PATHS = ["numpy", "step-kernels", "sequence-kernels"] if HAS_NUMBA else ["numpy"]
+# The paths a pass can take: BPTT_KERNELS=numpy (the NumPy loops); numba with every family's compiled loops.
+PATHS = ["numpy", "sequence-kernels"] if HAS_NUMBA else ["numpy"]
 FAMILIES = ["lstm", "gru", "rnn-tanh", "rnn-relu"]
 
 
@@ -36,19 +34,14 @@ def kernel_path(path: str):
     saved = os.environ.pop("BPTT_KERNELS", None)
     if path == "numpy":
         os.environ["BPTT_KERNELS"] = "numpy"
-    units = 0 if path == "step-kernels" else lstm_module.WHOLE_SEQUENCE_UNITS
-    rnn_loops = gru_loops = None                            # the RNN's and GRU's loops as compiled_loops chooses
-    if path == "step-kernels":
-        rnn_loops = gru_loops = (None, None)
-    elif path == "sequence-kernels":
-        rnn_loops, gru_loops = kernels.rnn_sequence_kernels(), kernels.gru_sequence_kernels()
+    loops = {}                                              # each family's loops, where not as compiled_loops chooses
+    if path == "sequence-kernels":
+        loops = {lstm_module: kernels.lstm_sequence_kernels(), rnn: kernels.rnn_sequence_kernels(),
+                 gru: kernels.gru_sequence_kernels()}
     try:
         with contextlib.ExitStack() as stack:
-            stack.enter_context(mock.patch.object(lstm_module, "WHOLE_SEQUENCE_UNITS", units))
-            if rnn_loops is not None:
-                stack.enter_context(mock.patch.object(rnn, "compiled_loops", lambda *args: rnn_loops))
-            if gru_loops is not None:
-                stack.enter_context(mock.patch.object(gru, "compiled_loops", lambda *args: gru_loops))
+            for module, chosen in loops.items():
+                stack.enter_context(mock.patch.object(module, "compiled_loops", lambda *args, chosen=chosen: chosen))
             yield
     finally:
         os.environ.pop("BPTT_KERNELS", None)

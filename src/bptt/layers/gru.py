@@ -37,13 +37,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.layers.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.layers.kernels import gru_backward_cell, gru_forward_cells, gru_sequence_kernels, padding_mask
+from bptt.layers.kernels import gru_sequence_kernels, padding_mask
 from bptt.layers.recurrent import (
     ChunkedGradients,
     Family,
     FeatureMajorSteps,
     GateProduct,
     RecurrentLayer,
+    chunk_steps,
     freeze_inactive,
     halved_rows,
     inactive_at,
@@ -60,42 +61,15 @@ class GRUCache(NamedTuple):
     inactive: NDArray | None  # (T, N)      True at padded steps
 
 
-COMPILED_FORWARD_UNITS = 128
-"""Largest H N for which, with numba and SciPy installed, the forward pass runs all its steps in one compiled
-call (:func:`bptt.layers.kernels.gru_sequence_kernels`) instead of a loop over steps in Python. The compiled loop
-saves a step's half-dozen calls (about 1-2 µs each), but evaluates its 3 H N values of tanh one at a time with the
-C library's ``tanh`` (7-20 ns a value) where NumPy's vectorised one takes 0.4 to 1.7 ns, so it gains only while a
-step holds few values. Measured, inference, compiled over the Python loop, float64 and float32
-(``benchmarks/gru_loop.py``, 2026-12-02, ``docs/performance.md``): 0.29-0.35 at (T, N, I, H) = (50, 1, 1, 32),
-0.35-0.39 at (50, 1, 1, 64), 0.63 at (50, 4, 1, 32), 0.66-0.70 at (50, 1, 1, 128); 0.92-1.10 at H N = 256,
-1.48-1.79 at (50, 16, 1, 32), 1.6-3.0 at (100, 32, 1, 64) and 2.0-8.7 above."""
-
-COMPILED_BACKWARD_PRODUCT = 2**15
-"""Largest N H^2, a third of the multiply-adds of one step's recurrent product, for which the backward pass
-runs its steps in compiled calls, one per chunk of steps (:func:`_backward_in_chunks`). It has no tanh to pay
-for, but its products run in SciPy's OpenBLAS, a second thread pool beside NumPy's, which busy-waits after each
-chunk's NumPy GEMMs: once a step's product is large enough for SciPy's to use its threads, the two fight for the
-two cores. Measured, training step with the compiled backward over the Python loop, float64 and float32: 0.70-0.74
-at (50, 1, 1, 32), 0.70 at (50, 1, 1, 64), 0.82-0.83 at (50, 4, 1, 32), 0.65-0.81 at (50, 8, 1, 32), 0.70-0.90 at
-(50, 16, 1, 32), 0.80-0.97 at (50, 1, 1, 128) (all N H^2 <= 2^15); 0.84-1.11 at (50, 1, 1, 256) (2^16), 1.01-1.04
-at (100, 32, 1, 64) (2^17), 4.5-7.5 at (100, 32, 32, 128), 3.0-4.1 at (100, 32, 128, 256), 1.9-2.7 at
-(100, 64, 256, 512). These figures predate the loops' SciPy BLAS running on one thread during each call
-(:func:`bptt.layers.kernels.gru_sequence_kernels`, as the RNN's), which settles that fight; the bound has not been
-measured again since."""
-
-def compiled_loops(batch: int, hidden_size: int) -> tuple[Callable | None, Callable | None]:
-    """The compiled whole-sequence forward and backward loops (:func:`bptt.layers.kernels.gru_sequence_kernels`)
-    that a layer of ``batch`` N and ``hidden_size`` H uses, each None where it keeps the loop over steps in
-    Python: both without numba or SciPy or with ``BPTT_KERNELS=numpy``; the forward above
-    :data:`COMPILED_FORWARD_UNITS`, the backward above :data:`COMPILED_BACKWARD_PRODUCT` (every size within the
-    first is within the second). The two are independent: both forward loops fill the same cache, which both
-    backward loops read."""
-    kernels = gru_sequence_kernels()
-    if kernels is None:
-        return None, None
-    forward, backward = kernels
-    return (forward if batch * hidden_size <= COMPILED_FORWARD_UNITS else None,
-            backward if batch * hidden_size**2 <= COMPILED_BACKWARD_PRODUCT else None)
+def compiled_loops() -> tuple[Callable | None, Callable | None]:
+    """The compiled whole-sequence forward and backward loops (:func:`bptt.layers.kernels.gru_sequence_kernels`),
+    or ``(None, None)`` where the passes keep the loop over steps in Python: without numba, without both NumPy's
+    BLAS and SciPy, or with ``BPTT_KERNELS=numpy``. They run at every size. Measured, compiled loops over the
+    Python loop (``benchmarks/family_loop.py --family gru``, 2026-12-02, 3 blocks, docs/performance.md), training
+    step float64 / float32: 0.33 / 0.22 at (T, N, I, H) = (50, 1, 1, 32), 0.88 / 0.86 at (100, 32, 1, 64),
+    0.99 / 1.04 at (100, 32, 32, 128), 0.97 / 0.74 at (100, 32, 128, 256), 1.06 / 1.08 at (100, 64, 256, 512);
+    inference 0.23 / 0.19, 0.73 / 0.73, 0.81 / 0.77, 0.86 / 1.04, 1.01 / 0.95."""
+    return gru_sequence_kernels() or (None, None)
 
 
 def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
@@ -133,38 +107,34 @@ def gru_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     h[0] = states[0].T
     half = dtype.type(0.5)
     n_bias = weights["bias_hh"][2 * H:] if has_bias else np.empty(0, dtype=dtype)  # b_hn
-    compiled, _ = compiled_loops(N, H)
+    compiled, _ = compiled_loops()
     if compiled is not None:                                # (G2) to (G5) for every step in one compiled call
-        compiled(gates, halved_rows(weights["weight_hh"], None, 2 * H), h, hidden_n, n_bias, padding_mask(inactive),
-                 half)
+        compiled(gates, halved_rows(weights["weight_hh"], None, 2 * H), h, hidden_n,
+                 np.ascontiguousarray(np.broadcast_to((n_bias if has_bias else np.zeros(H, dtype=dtype))[:, None],
+                                                      (H, N))),
+                 padding_mask(inactive), half)
         return _results(x, h, gates, hidden_n, inactive)
     recurrent = np.empty((3 * H, N), dtype=dtype)
     scratch = np.empty((H, N), dtype=dtype)
-    gates_kernel, state_kernel = gru_forward_cells() or (None, None)  # bptt.layers.kernels, with numba
     for t in range(T):
         s = gates[t]
         recurrent_product(h[t], out=recurrent)                             # (G2) a = W_hh h_{t-1} + b_hh
         s[:2 * H] += recurrent[:2 * H]
         np.tanh(s[:2 * H], out=s[:2 * H])
         n = s[2 * H:]
-        if gates_kernel is not None:
-            gates_kernel(s, recurrent, n_bias, hidden_n[t], half)          # (G3) r, z; (G4) X_n + r a_n
-            np.tanh(n, out=n)                                               # (G4) n = tanh(X_n + r a_n)
-            state_kernel(s, h[t], h[t + 1])                                 # (G5) h = n + z (h_prev - n)
+        s[:2 * H] *= 0.5
+        s[:2 * H] += 0.5                                                    # (G3) r, z = (1 + tanh(./2)) / 2
+        r, z = s[:H], s[H:2 * H]
+        if has_bias:
+            np.add(recurrent[2 * H:], n_bias[:, None], out=hidden_n[t])
         else:
-            s[:2 * H] *= 0.5
-            s[:2 * H] += 0.5                                                # (G3) r, z = (1 + tanh(./2)) / 2
-            r, z = s[:H], s[H:2 * H]
-            if has_bias:
-                np.add(recurrent[2 * H:], n_bias[:, None], out=hidden_n[t])
-            else:
-                hidden_n[t] = recurrent[2 * H:]
-            np.multiply(r, hidden_n[t], out=scratch)                        # (G4) n = tanh(X_n + r a_n)
-            n += scratch
-            np.tanh(n, out=n)
-            np.subtract(h[t], n, out=scratch)                               # (G5) h = n + z (h_prev - n)
-            scratch *= z
-            np.add(n, scratch, out=h[t + 1])
+            hidden_n[t] = recurrent[2 * H:]
+        np.multiply(r, hidden_n[t], out=scratch)                            # (G4) n = tanh(X_n + r a_n)
+        n += scratch
+        np.tanh(n, out=n)
+        np.subtract(h[t], n, out=scratch)                                   # (G5) h = n + z (h_prev - n)
+        scratch *= z
+        np.add(n, scratch, out=h[t + 1])
         freeze_inactive(h[t + 1], h[t], inactive_at(inactive, t))
     return _results(x, h, gates, hidden_n, inactive)
 
@@ -181,16 +151,16 @@ def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
     r"""Backpropagation through time for one GRU layer, one direction; the cache is only read.
 
     Returns ``dx (T, N, I)``, ``(dh0,)`` and the gradients of ``weights`` in PyTorch's layout. Where
-    :func:`compiled_loops` gives a compiled backward loop, the steps run in it, one call per chunk of steps
-    (:func:`_backward_in_chunks`).
+    :func:`compiled_loops` gives a compiled backward loop, the whole pass runs in that one call
+    (:func:`_backward_in_one_call`).
     """
     x, h, gates, hidden_n, inactive = cache
     T, N, I = x.shape
     H = weights["weight_hh"].shape[1]
     dtype = x.dtype
-    _, compiled = compiled_loops(N, H)
+    _, compiled = compiled_loops()
     if compiled is not None:
-        return _backward_in_chunks(compiled, weights, cache, dout, dstates)
+        return _backward_in_one_call(compiled, weights, cache, dout, dstates)
     w_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # (H, 3H); a contiguous copy makes the GEMM faster
     d = np.empty((3 * H, N), dtype=dtype)               # dL/da_t of the current step: r, z rows as dX, n rows r dX_n
     dn = np.empty((H, N), dtype=dtype)                  # dL/dX^x_n of the current step, the n rows of dX
@@ -202,35 +172,28 @@ def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
     dh_recurrent = np.array(dstates[0].T, dtype=dtype, order="C")
     scratch = np.empty((H, N), dtype=dtype)
     sigmoid_slope = np.empty((2 * H, N), dtype=dtype)
-    # The compiled kernel of bptt.layers.kernels where numba is installed: the same operations, fused; it covers
-    # steps without padding
-    fused = gru_backward_cell() if inactive is None else None
-    one = dtype.type(1)
     for t in range(T - 1, -1, -1):
         s = gates[t]
         frozen = inactive_at(inactive, t)
-        if fused is not None:  # (G6) to (G3) in one loop; scratch gets z dh, the direct path of (G5)
-            fused(upstream[t], dh_recurrent, s, h[t], hidden_n[t], d, dn, scratch, one)
-        else:
-            r, z, n = s[:H], s[H:2 * H], s[2 * H:]
-            dr, dz, dn_hidden = d[:H], d[H:2 * H], d[2 * H:]
-            # (G6) dh_t = dL/dout_t + (recurrent and direct paths from t+1)
-            np.add(upstream[t], dh_recurrent, out=dh)
-            # (G5) h = (1 - z) n + z h_prev
-            np.subtract(1.0, z, out=scratch)
-            np.multiply(dh, scratch, out=dn)                # dh/dn = 1 - z
-            np.subtract(h[t], n, out=scratch)
-            np.multiply(dh, scratch, out=dz)                # dh/dz = h_prev - n
-            # (G4) n = tanh(X_n + r a_n)
-            dn *= tanh_grad_from_output(n, out=scratch)     # dn/dX_n = 1 - n^2: dn is now dL/dX^x_n
-            np.multiply(dn, hidden_n[t], out=dr)            # d(r a_n)/dr = a_n
-            np.multiply(dn, r, out=dn_hidden)               # d(r a_n)/da_n = r
-            # (G3) r, z = sigmoid(.)
-            d[:2 * H] *= sigmoid_grad_from_output(s[:2 * H], out=sigmoid_slope)  # s (1 - s)
-            if frozen is not None:                          # padded step: h passes through unchanged
-                np.copyto(d, 0.0, where=frozen)
-                np.copyto(dn, 0.0, where=frozen)
-            np.multiply(dh, z, out=scratch)                 # (G5) the direct path to h_prev: z dh
+        r, z, n = s[:H], s[H:2 * H], s[2 * H:]
+        dr, dz, dn_hidden = d[:H], d[H:2 * H], d[2 * H:]
+        # (G6) dh_t = dL/dout_t + (recurrent and direct paths from t+1)
+        np.add(upstream[t], dh_recurrent, out=dh)
+        # (G5) h = (1 - z) n + z h_prev
+        np.subtract(1.0, z, out=scratch)
+        np.multiply(dh, scratch, out=dn)                    # dh/dn = 1 - z
+        np.subtract(h[t], n, out=scratch)
+        np.multiply(dh, scratch, out=dz)                    # dh/dz = h_prev - n
+        # (G4) n = tanh(X_n + r a_n)
+        dn *= tanh_grad_from_output(n, out=scratch)         # dn/dX_n = 1 - n^2: dn is now dL/dX^x_n
+        np.multiply(dn, hidden_n[t], out=dr)                # d(r a_n)/dr = a_n
+        np.multiply(dn, r, out=dn_hidden)                   # d(r a_n)/da_n = r
+        # (G3) r, z = sigmoid(.)
+        d[:2 * H] *= sigmoid_grad_from_output(s[:2 * H], out=sigmoid_slope)      # s (1 - s)
+        if frozen is not None:                              # padded step: h passes through unchanged
+            np.copyto(d, 0.0, where=frozen)
+            np.copyto(dn, 0.0, where=frozen)
+        np.multiply(dh, z, out=scratch)                     # (G5) the direct path to h_prev: z dh
         # (G2) a = W_hh h_prev + b_hh, and the direct path of (G5): dh_prev = W_hh^T da + z dh
         np.matmul(w_hh_t, d, out=dh_recurrent)
         dh_recurrent += scratch
@@ -243,31 +206,29 @@ def gru_backward(weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
     return gradients.dx, (dh_recurrent.T.copy(),), grads
 
 
-def _backward_in_chunks(kernel: Callable, weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
-                        dstates: tuple[NDArray]) -> tuple[NDArray, tuple[NDArray], dict[str, NDArray]]:
-    """:func:`gru_backward` with (G6) to (G2) of every step in compiled calls (``kernel``,
-    :func:`bptt.layers.kernels.gru_sequence_kernels`), one per chunk of steps: each call fills the chunk's columns
-    of the weight-gradient buffers, and (G7), (G8) take them as GEMMs in NumPy's BLAS between the calls, so the
-    pass holds no more than the NumPy loop does (issue 17: a training step's peak at most 1.5x the cache)."""
+def _backward_in_one_call(kernel: Callable, weights: dict[str, NDArray], cache: GRUCache, dout: NDArray,
+                          dstates: tuple[NDArray]) -> tuple[NDArray, tuple[NDArray], dict[str, NDArray]]:
+    """:func:`gru_backward` in one compiled call (``kernel``, :func:`bptt.layers.kernels.gru_sequence_kernels`):
+    (G6) to (G2) of every step, and (G7), (G8) over each chunk of :func:`chunk_steps` steps as
+    :class:`ChunkedGradients` takes them, so the pass holds no more than the NumPy loop does. Every buffer is
+    allocated here, as NumPy arrays."""
     x, h, gates, hidden_n, inactive = cache
-    T, N, _ = x.shape
+    T, N, I = x.shape
     H = weights["weight_hh"].shape[1]
     dtype = x.dtype
-    weight_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # (H, 3H), PyTorch's rows, as the NumPy loop's
-    gradients = ChunkedGradients(x, h[:T], weights["weight_ih"], bias="bias_ih" in weights, input_tail=H)
-    d = np.empty((3 * H, N), dtype=dtype)                  # dL/da of the chunk's first step, as the NumPy loop's
-    dn = np.empty((H, N), dtype=dtype)                     # dL/dX^x_n likewise
-    dh_recurrent = np.array(dstates[0].T, dtype=dtype, order="C")
-    padding, one = padding_mask(inactive), dtype.type(1)
-    for start in range((T - 1) // gradients.chunk * gradients.chunk, -1, -gradients.chunk):
-        stop = min(start + gradients.chunk, T)
-        kernel(dout, gates, h, hidden_n, weight_hh_t, padding, start, stop, one, dh_recurrent, d, dn,
-               gradients.hidden_columns, gradients.tail_columns)
-        gradients.add(start, d, dn)                        # step start's columns, then (G7), (G8) for the chunk
-    grads = {"weight_ih": gradients.weight_ih_grad, "weight_hh": gradients.weight_hh_grad}
+    width = chunk_steps(N, T) * N
+    dh = np.array(dstates[0].T, dtype=dtype, order="C")     # dL/dh_T, then dL/dh_0
+    dx = np.empty((T, N, I), dtype=dtype)
+    grads = {"weight_ih": np.zeros((3 * H, I), dtype=dtype), "weight_hh": np.zeros((3 * H, H), dtype=dtype)}
+    biases = [np.zeros(3 * H if "bias_ih" in weights else 0, dtype=dtype) for _ in range(2)]
+    kernel(dout, np.ascontiguousarray(x), h, gates, hidden_n, padding_mask(inactive),
+           np.ascontiguousarray(weights["weight_ih"]), np.ascontiguousarray(weights["weight_hh"].T), dtype.type(1), dh,
+           np.empty((width, 3 * H), dtype=dtype), np.empty((width, H), dtype=dtype), np.empty((width, H), dtype=dtype),
+           dx, np.empty((width, I), dtype=dtype), grads["weight_ih"], grads["weight_hh"], *biases,
+           np.empty((3 * H, I), dtype=dtype), np.empty((3 * H, H), dtype=dtype))
     if "bias_ih" in weights:
-        grads["bias_ih"], grads["bias_hh"] = gradients.bias_ih_grad, gradients.bias_hh_grad
-    return gradients.dx, (dh_recurrent.T.copy(),), grads
+        grads["bias_ih"], grads["bias_hh"] = biases
+    return dx, (dh.T.copy(),), grads
 
 
 GRU_FAMILY = Family("GRU", 3, ("h",), gru_forward, gru_backward)

@@ -1,18 +1,16 @@
-"""Optional compiled kernels: a step's elementwise work fused in one loop (numba, ``pip install "bptt[fast]"``).
+"""Optional compiled loops: each family's whole time loop in one compiled call (numba, ``pip install "bptt[fast]"``).
 
-The NumPy path of :mod:`bptt.layers.lstm` and :mod:`bptt.layers.gru` stays the one used without numba. A
-kernel here does the same operations in the same order, element by element, so it gives the same numbers
-(numba does not contract or reorder floating-point operations unless asked to); it only saves the dozen
-NumPy calls, each with its own pass over memory, that the NumPy path spends on one step. Both are held equal
-to the textbook :mod:`bptt.reference` by ``tests/test_fast_vs_reference.py``. The arrays are C-contiguous
-and every gate is one run of ``H N`` numbers, so a kernel reads them flat, in one loop that LLVM vectorises
-behind a single aliasing check (a loop over rows and one over columns checked again for every row, and ran
-2x slower at (H, N) = (128, 32)); only the GRU's gate kernel, which adds a bias per row, keeps the two
-loops. The RNN's whole-sequence loops call BLAS for their per-step products (numba's ``np.dot``, which needs
-SciPy and calls its BLAS, in the usual wheels a second OpenBLAS beside NumPy's), so they match the NumPy path to
-rounding; they run with that BLAS on one thread (:func:`_single_threaded_blas`). numba is imported, and a kernel
-compiled, at the first backward pass that uses it; ``BPTT_KERNELS=numpy`` in the environment keeps the NumPy path
-even where numba is installed.
+The NumPy loops over steps of :mod:`bptt.layers.lstm`, :mod:`bptt.layers.gru` and :mod:`bptt.layers.rnn` stay the
+path without numba. Where numba is installed, each layer and direction runs its forward pass, and its backward
+pass, in one compiled call of a loop here: per step, the products are one BLAS call each (:func:`_matmul`, the
+``cblas_?gemm`` of NumPy's own BLAS, :mod:`bptt.layers._numpy_blas`), and the element-wise work is one loop over
+the step's values, the NumPy loop's operations in their order, with the vectorisable :func:`_tanh`
+(:mod:`bptt.layers._vector_tanh`). The arrays are C-contiguous and every gate is one run of ``H N`` numbers, so
+a loop reads them flat and LLVM vectorises it. The numbers match the NumPy path's to rounding (another tanh, an
+other order of some sums); both are held equal to the textbook :mod:`bptt.reference` by
+``tests/test_fast_vs_reference.py``. Where NumPy's BLAS is not found, the loops call SciPy's (numba's
+``np.dot``), on one thread (:func:`_single_threaded_blas`). numba is imported, and a loop compiled, at the first
+pass that uses it; ``BPTT_KERNELS=numpy`` in the environment keeps the NumPy path even where numba is installed.
 """
 
 from __future__ import annotations
@@ -27,156 +25,152 @@ from collections.abc import Callable
 import numpy as np
 
 
-def _lstm_forward_cell(z, c_prev, c, half):
-    """One LSTM forward step's (L3) and (L4) after the tanh: ``z`` ``(4H, N)`` holds tanh(z/2) for i, f, o and
-    tanh(z) for g (internal order) and receives the gates; ``c`` receives f c_prev + i g. ``half`` is 0.5 in
-    the working dtype."""
-    M = c.size                                             # H N: each gate is M consecutive numbers of z
-    z, c_prev, c = z.reshape(4 * M), c_prev.reshape(M), c.reshape(M)
-    for k in range(M):
-        i = z[k] * half + half                             # (L3) i, f, o = (1 + tanh(z/2)) / 2
-        f = z[M + k] * half + half
-        z[k], z[M + k] = i, f
-        z[2 * M + k] = z[2 * M + k] * half + half
-        c[k] = f * c_prev[k] + i * z[3 * M + k]            # (L4) c = f c_prev + i g
-
-
-def _lstm_backward_cell(up, dh_recurrent, s, tanh_c, c_prev, dc, d, one):
-    """One LSTM backward step, (L6) to (L3), for every hidden unit and sequence; the arrays are those of
-    :func:`bptt.layers.lstm.lstm_backward` at step t: ``up`` dL/dout_t ``(H, N)``, ``s`` the activated gates
-    ``(4H, N)`` in the internal order i, f, o, g, ``c_prev`` c_{t-1}; ``dc`` carries dL/dc backwards and ``d``
-    receives dL/dz_t in PyTorch's order i, f, g, o, that of the weights. ``one`` is 1 in the working dtype."""
-    M = dc.size                                            # H N: each gate is M consecutive numbers of s, d
-    up, dh_recurrent, tanh_c, c_prev = up.reshape(M), dh_recurrent.reshape(M), tanh_c.reshape(M), c_prev.reshape(M)
-    dc, s, d = dc.reshape(M), s.reshape(4 * M), d.reshape(4 * M)
-    for k in range(M):
-        dh = up[k] + dh_recurrent[k]                       # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
-        tc = tanh_c[k]
-        i, f, o, g = s[k], s[M + k], s[2 * M + k], s[3 * M + k]
-        do = dh * tc                                       # (L5) m = o tanh(c): dm/do = tanh c
-        through_tanh = dh * o                              # (L5) dm/dtanh(c) = o, then 1 - tanh^2 c:
-        carried = dc[k] + through_tanh
-        through_tanh = through_tanh * tc
-        through_tanh = through_tanh * tc
-        carried = carried - through_tanh
-        di = carried * g                                   # (L4) c = f c_prev + i g
-        df = carried * c_prev[k]
-        dg = carried * i
-        dc[k] = carried * f                                # (L4) dL/dc_{t-1} through c
-        d[k] = di * ((one - i) * i)                        # (L3) sigmoid' = s (1 - s)
-        d[M + k] = df * ((one - f) * f)
-        d[2 * M + k] = dg * (one - g * g)                  # (L3) tanh' = 1 - g^2
-        d[3 * M + k] = do * ((one - o) * o)
-
-
-def _lstm_sequence_forward(gates, weight_hh_t, h, c, tanh_c, half):
-    """(L2) to (L5) for every step in one compiled loop, for the small layers of :func:`bptt.layers.lstm.lstm_forward`
-    whose per-step NumPy calls would cost more than their arithmetic. ``gates`` ``(T, 4H, N)`` holds the input
-    projection in the internal order i, f, o, g with the sigmoid rows halved and receives the activated
-    gates; ``weight_hh_t`` ``(H, 4H)`` is W_hh transposed, ordered and halved likewise (a row of it meets
-    one state value, so the product runs along contiguous rows and vectorises); ``h``, ``c`` ``(T+1, H, N)``
-    hold the initial states in step 0 and receive every step, ``tanh_c`` ``(T, H, N)`` too. ``tanh`` is the
-    C library's, so the numbers match the NumPy path's to rounding, not bitwise."""
+def _lstm_sequence_forward(gates, weight_hh, h, c, tanh_c, inactive, weight_hr, output, half):
+    """(L2) to (L5), and (L9) with a projection, of :func:`bptt.layers.lstm.lstm_forward` for every step in one
+    compiled call, feature-major as there: ``gates`` ``(T, 4H, N)`` holds the input projection in the internal
+    order i, f, o, g with the sigmoid rows halved and receives the activated gates; ``weight_hh`` ``(4H, S)`` is
+    W_hh ordered and halved likewise, C-contiguous; ``h`` ``(T+1, S, N)`` and ``c`` ``(T+1, H, N)`` hold the
+    initial states in step 0 and receive every step, ``tanh_c`` ``(T, H, N)`` too; ``inactive`` ``(T, N)`` is
+    True at padded steps, or ``(0, 0)`` without padding; ``weight_hr`` ``(P, H)`` is W_hr (``(0, 0)`` without a
+    projection), and ``output`` ``(H, N)`` receives m_t before it. The products are one BLAS call each per step
+    (numba's ``np.dot`` into a preallocated output); the element-wise work is one loop over the H N values of a
+    step, the operations of the NumPy path in their order, with the vectorised
+    :func:`_tanh`, so the numbers match the NumPy path's to rounding, not bitwise."""
     T, G, N = gates.shape
     H = G // 4
-    recurrent = np.empty(G, dtype=gates.dtype)
+    M = H * N                                              # each gate is M consecutive numbers of a step
+    padded = inactive.shape[0] > 0
+    projected = weight_hr.shape[0] > 0
+    recurrent = np.empty((G, N), dtype=gates.dtype)
+    flat_recurrent, flat_output = recurrent.reshape(G * N), output.reshape(M)
     for t in range(T):
-        z, h_prev = gates[t], h[t]
-        for n in range(N):
-            recurrent[:] = 0
-            for k in range(H):                             # (L2) W_hh h_{t-1}, a sum over k for every row
-                state = h_prev[k, n]
-                for r in range(G):
-                    recurrent[r] += weight_hh_t[k, r] * state
-            for r in range(G):
-                z[r, n] = math.tanh(z[r, n] + recurrent[r])  # (L3) tanh(z/2) for i, f, o; g = tanh(z)
-        for j in range(H):
+        _matmul(weight_hh, h[t], recurrent)                 # (L2) W_hh h_{t-1}, rows ordered and halved
+        z, c_prev, c_new, tc = gates[t].reshape(G * N), c[t].reshape(M), c[t + 1].reshape(M), tanh_c[t].reshape(M)
+        m = flat_output if projected else h[t + 1].reshape(M)
+        for k in range(M):
+            i = _tanh(z[k] + flat_recurrent[k]) * half + half  # (L2) z_t = Z^x_t + W_hh h_{t-1}; (L3) i, f, o
+            f = _tanh(z[M + k] + flat_recurrent[M + k]) * half + half  # = (1 + tanh(z/2)) / 2
+            o = _tanh(z[2 * M + k] + flat_recurrent[2 * M + k]) * half + half
+            g = _tanh(z[3 * M + k] + flat_recurrent[3 * M + k])  # (L3) g = tanh(z)
+            z[k], z[M + k], z[2 * M + k], z[3 * M + k] = i, f, o, g
+            cell = f * c_prev[k] + i * g                   # (L4) c = f c_prev + i g
+            c_new[k] = cell
+            tanh_cell = _tanh(cell)
+            tc[k] = tanh_cell
+            m[k] = o * tanh_cell                           # (L5) m = o tanh(c)
+        if projected:
+            _matmul(weight_hr, output, h[t + 1])            # (L9) h = W_hr m
+        if padded:
             for n in range(N):
-                i = z[j, n] * half + half                  # (L3) i, f, o = (1 + tanh(z/2)) / 2
-                f = z[H + j, n] * half + half
-                o = z[2 * H + j, n] * half + half
-                z[j, n], z[H + j, n], z[2 * H + j, n] = i, f, o
-                cell = f * c[t, j, n] + i * z[3 * H + j, n]  # (L4) c = f c_prev + i g
-                c[t + 1, j, n] = cell
-                tc = math.tanh(cell)
-                tanh_c[t, j, n] = tc
-                h[t + 1, j, n] = o * tc                    # (L5) h = o tanh(c)
+                if inactive[t, n]:                         # padded step: the states are kept
+                    for j in range(H):
+                        c[t + 1, j, n] = c[t, j, n]
+                    for j in range(h.shape[1]):
+                        h[t + 1, j, n] = h[t, j, n]
 
 
-def _lstm_sequence_backward(dout, dh, dc, gates, tanh_c, c, weight_hh, d_all, one):
-    """(L6) to (L3), and the product W_hh^T dz of (L2), for every step from the last to the first in one
-    compiled loop: the backward twin of :func:`_lstm_sequence_forward`. ``dout`` ``(T, N, H)`` is
-    dL/dout as given; ``dh``, ``dc`` ``(H, N)`` hold dL/dh_T, dL/dc_T and receive dL/dh_0, dL/dc_0;
-    ``gates``, ``tanh_c``, ``c`` are the forward's; ``weight_hh`` ``(4H, H)`` is PyTorch's, rows i, f, g, o,
-    unscaled; ``d_all`` ``(T, 4H, N)`` receives every dL/dz_t in that order, for the weight gradients."""
-    T, G, N = gates.shape
+def _lstm_sequence_backward(dout, x, h, c, gates, tanh_c, inactive, weight_ih, weight_hh_t, weight_hr_t, one, dh, dc,
+                            dh_all, rows, state_rows, dx, grad_ih, grad_hh, grad_bias, product_ih,
+                            product_hh):
+    """:func:`bptt.layers.lstm.lstm_backward` in one compiled call: (L6) to (L3) and the product of (L2) for every
+    step, from the last to the first, the backward twin of :func:`_lstm_sequence_forward`; and (L7), (L8) over
+    each chunk of steps once it is complete, as :class:`bptt.layers.recurrent.ChunkedGradients` takes them, in
+    BLAS products (numba's ``np.dot``). ``dout`` ``(T, N, S)`` is dL/dout as given (any layout); ``x``
+    ``(T, N, I)``, ``h``, ``c``, ``gates``, ``tanh_c`` and ``inactive`` are the forward's, C-contiguous;
+    ``weight_ih`` ``(4H, I)`` is PyTorch's, ``weight_hh_t`` ``(S, 4H)`` its W_hh transposed and ``weight_hr_t``
+    ``(H, P)`` its W_hr transposed (``(0, 0)`` without a projection), C-contiguous; ``dh`` ``(S, N)`` and ``dc``
+    ``(H, N)`` hold dL/dh_T, dL/dc_T and receive dL/dh_0, dL/dc_0; ``dh_all`` ``(T, S, N)`` receives every
+    dh_t with a projection, for dW_hr (``(0, S, N)`` without); ``rows`` ``(k N, 4H)`` and ``state_rows``
+    ``(k N, S)`` take a chunk of k steps' dL/dz_t and h_{t-1}, row j N + n = step start + j, sequence n; ``dx``
+    ``(T, N, I)`` receives dL/dx; ``grad_ih`` ``(4H, I)``, ``grad_hh`` ``(4H, S)`` and ``grad_bias`` ``(4H,)``
+    (``(0,)`` without biases), zero on entry, receive the weight gradients, in PyTorch's gate order i, f, g, o;
+    ``product_ih`` and ``product_hh``, shaped as the first two, hold a chunk's share of them. ``one`` is 1 in
+    the working dtype. Each step's element-wise work is the NumPy loop's, operation by operation."""
+    T, N, S = dout.shape
+    I = x.shape[2]
+    G = gates.shape[1]
     H = G // 4
+    M = H * N                                              # each gate is M consecutive numbers of s, d
+    chunk = rows.shape[0] // N
+    padded = inactive.shape[0] > 0
+    projected = weight_hr_t.shape[0] > 0
+    zero = one - one
+    d = np.empty((G, N), dtype=dc.dtype)                   # dL/dz_t, PyTorch's order i, f, g, o
+    total = np.empty((S, N), dtype=dc.dtype)               # dh_t, (L6)
+    dm = np.empty((H, N), dtype=dc.dtype) if projected else total
+    carried = np.empty((H, N), dtype=dc.dtype)             # dL/dc_t of the padded sequences, passed on as it is
+    flat_d, flat_dc, flat_dm = d.reshape(G * N), dc.reshape(M), dm.reshape(M)
     for t in range(T - 1, -1, -1):
-        s, d = gates[t], d_all[t]
-        for j in range(H):
+        for j in range(S):
             for n in range(N):
-                dh_t = dout[t, n, j] + dh[j, n]            # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
-                tc = tanh_c[t, j, n]
-                i, f, o, g = s[j, n], s[H + j, n], s[2 * H + j, n], s[3 * H + j, n]
-                do = dh_t * tc                             # (L5) h = o tanh(c)
-                carried = dc[j, n] + dh_t * o * (one - tc * tc)
-                dc[j, n] = carried * f                     # (L4) c = f c_prev + i g: dL/dc_{t-1}
-                d[j, n] = carried * g * ((one - i) * i)    # (L3) sigmoid' = s (1 - s); rows i, f, g, o
-                d[H + j, n] = carried * c[t, j, n] * ((one - f) * f)
-                d[2 * H + j, n] = carried * i * (one - g * g)  # (L3) tanh' = 1 - g^2
-                d[3 * H + j, n] = do * ((one - o) * o)
-        for n in range(N):                                 # (L2) dL/dh_{t-1} gets W_hh^T dz_t
-            dh[:, n] = 0
-            for r in range(G):
-                gradient = d[r, n]
-                for k in range(H):
-                    dh[k, n] += weight_hh[r, k] * gradient
-
-
-def _gru_forward_gates(s, recurrent, hidden_n_bias, hidden_n, half):
-    """One GRU forward step's (G3) and the inside of (G4), after the tanh of the r, z rows: ``s`` ``(3H, N)``
-    receives r, z and X_n + r a_n; ``hidden_n`` receives a_n = (W_hh h_prev)_n + b_hn (``hidden_n_bias`` is
-    empty without biases). ``half`` is 0.5 in the working dtype."""
-    H, N = hidden_n.shape
-    for j in range(H):
+                total[j, n] = dout[t, n, j] + dh[j, n]     # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
+        if projected:
+            dh_all[t] = total
+            _matmul(weight_hr_t, total, dm)                 # (L9) h = W_hr m  =>  dm = W_hr^T dh
+        if padded:
+            for n in range(N):
+                if inactive[t, n]:
+                    for j in range(H):
+                        carried[j, n] = dc[j, n]
+        s, tc, c_prev = gates[t].reshape(G * N), tanh_c[t].reshape(M), c[t].reshape(M)
+        for k in range(M):
+            i, f, o, g = s[k], s[M + k], s[2 * M + k], s[3 * M + k]
+            tanh_cell = tc[k]
+            do = flat_dm[k] * tanh_cell                    # (L5) m = o tanh(c): dm/do = tanh c
+            through_tanh = flat_dm[k] * o                  # (L5) dm/dtanh(c) = o, then 1 - tanh^2 c:
+            dcell = flat_dc[k] + through_tanh
+            through_tanh = through_tanh * tanh_cell
+            through_tanh = through_tanh * tanh_cell
+            dcell = dcell - through_tanh
+            di = dcell * g                                 # (L4) c = f c_prev + i g
+            df = dcell * c_prev[k]
+            dg = dcell * i
+            flat_dc[k] = dcell * f                         # (L4) dL/dc_{t-1} through c
+            flat_d[k] = di * ((one - i) * i)               # (L3) sigmoid' = s (1 - s)
+            flat_d[M + k] = df * ((one - f) * f)
+            flat_d[2 * M + k] = dg * (one - g * g)         # (L3) tanh' = 1 - g^2
+            flat_d[3 * M + k] = do * ((one - o) * o)
+        if padded:
+            for n in range(N):
+                if inactive[t, n]:                         # padded step: no gradient reaches the gates
+                    for r in range(G):
+                        d[r, n] = zero
+        # (L2) z_t = Z^x_t + W_hh h_{t-1}  =>  dL/dh_{t-1} gets W_hh^T dz_t (used by L6 at t-1)
+        _matmul(weight_hh_t, d, dh)
+        if padded:
+            for n in range(N):
+                if inactive[t, n]:                         # padded step: h, c pass through unchanged
+                    for j in range(S):
+                        dh[j, n] = total[j, n]
+                        if projected:
+                            dh_all[t, j, n] = zero         # W_hr was not used at a padded step
+                    for j in range(H):
+                        dc[j, n] = carried[j, n]
+        start = t - t % chunk
+        row = (t - start) * N
         for n in range(N):
-            r = s[j, n] * half + half                      # (G3) r, z = (1 + tanh(./2)) / 2
-            s[j, n] = r
-            s[H + j, n] = s[H + j, n] * half + half
-            a_n = recurrent[2 * H + j, n] + hidden_n_bias[j] if hidden_n_bias.size else recurrent[2 * H + j, n]
-            hidden_n[j, n] = a_n
-            s[2 * H + j, n] = s[2 * H + j, n] + r * a_n    # (G4) X_n + r a_n, before its tanh
-
-
-def _gru_forward_state(s, h_prev, h):
-    """(G5) h = n + z (h_prev - n), after the tanh of the candidate rows of ``s``."""
-    M = h.size                                             # H N: each gate is M consecutive numbers of s
-    s, h_prev, h = s.reshape(3 * M), h_prev.reshape(M), h.reshape(M)
-    for k in range(M):
-        cand = s[2 * M + k]
-        h[k] = cand + (h_prev[k] - cand) * s[M + k]
-
-
-def _gru_backward_cell(up, dh_recurrent, s, h_prev, hidden_n, d, dn, direct, one):
-    """One GRU backward step, (G6) to (G3), for every hidden unit and sequence; the arrays are those of
-    :func:`bptt.layers.gru.gru_backward` at step t: ``s`` the activated gates ``(3H, N)`` r, z, n, ``hidden_n`` the
-    recurrent term a_n; ``d`` receives dL/da_t (r, z rows; r dX_n in the n rows), ``dn`` dL/dX^x_n and
-    ``direct`` z dh, the direct path of (G5) that joins W_hh^T da_t after the product."""
-    M = dn.size                                            # H N: each gate is M consecutive numbers of s, d
-    up, dh_recurrent, h_prev, hidden_n = up.reshape(M), dh_recurrent.reshape(M), h_prev.reshape(M), hidden_n.reshape(M)
-    s, d, dn, direct = s.reshape(3 * M), d.reshape(3 * M), dn.reshape(M), direct.reshape(M)
-    for k in range(M):
-        dh = up[k] + dh_recurrent[k]                       # (G6) dh_t = dL/dout_t + paths from t+1
-        r, z, cand = s[k], s[M + k], s[2 * M + k]
-        dcand = dh * (one - z)                             # (G5) h = (1 - z) n + z h_prev: dh/dn = 1 - z
-        dz = dh * (h_prev[k] - cand)                       # (G5) dh/dz = h_prev - n
-        dcand = dcand * (one - cand * cand)                # (G4) n = tanh(X_n + r a_n): 1 - n^2
-        dr = dcand * hidden_n[k]                           # (G4) d(r a_n)/dr = a_n
-        d[2 * M + k] = dcand * r                           # (G4) d(r a_n)/da_n = r
-        dn[k] = dcand
-        d[k] = dr * ((one - r) * r)                        # (G3) sigmoid' = s (1 - s)
-        d[M + k] = dz * ((one - z) * z)
-        direct[k] = dh * z                                 # (G5) the direct path to h_prev
+            for r in range(G):
+                rows[row + n, r] = d[r, n]
+            for j in range(S):
+                state_rows[row + n, j] = h[t, j, n]
+        if t == start:
+            stop = min(start + chunk, T)
+            width = (stop - start) * N
+            chunk_dz, chunk_dz_t = rows[:width], rows[:width].T
+            # (L7) dW_ih += sum_t dz_t x_t^T, dW_hh += sum_t dz_t h_{t-1}^T, db += sum_t dz_t
+            _matmul(chunk_dz_t, x[start:stop].reshape(width, I), product_ih)
+            _matmul(chunk_dz_t, state_rows[:width], product_hh)
+            for r in range(G):
+                for j in range(I):
+                    grad_ih[r, j] += product_ih[r, j]
+                for j in range(S):
+                    grad_hh[r, j] += product_hh[r, j]
+            if grad_bias.shape[0] > 0:
+                for q in range(width):
+                    for r in range(G):
+                        grad_bias[r] += chunk_dz[q, r]
+            # (L8) dx_t = W_ih^T dz_t, as dz_t^T W_ih
+            _matmul(chunk_dz, weight_ih, dx[start:stop].reshape(width, I))
 
 
 def _rnn_sequence_forward(h, weight_hh_t, inactive, relu):
@@ -191,7 +185,7 @@ def _rnn_sequence_forward(h, weight_hh_t, inactive, relu):
     recurrent = np.empty((N, H), dtype=h.dtype)
     for t in range(T):
         h_prev, z = h[t], h[t + 1]
-        np.dot(h_prev, weight_hh_t, recurrent)             # (R2) W_hh h_{t-1}, as h_{t-1} W_hh^T
+        _matmul(h_prev, weight_hh_t, recurrent)             # (R2) W_hh h_{t-1}, as h_{t-1} W_hh^T
         for n in range(N):
             if padded and inactive[t, n]:                  # padded step: the state is kept
                 for j in range(H):
@@ -202,7 +196,7 @@ def _rnn_sequence_forward(h, weight_hh_t, inactive, relu):
                     z[n, j] = v if v > 0 else 0.0          # (R3) h = max(z, 0)
             else:
                 for j in range(H):
-                    z[n, j] = math.tanh(z[n, j] + recurrent[n, j])  # (R2), (R3) h = tanh(z)
+                    z[n, j] = _tanh(z[n, j] + recurrent[n, j])  # (R2), (R3) h = tanh(z)
 
 
 def _rnn_sequence_backward(dout, x, h, weight_ih, weight_hh, inactive, relu, one, dh, rows, dx, grad_ih, grad_hh,
@@ -244,7 +238,7 @@ def _rnn_sequence_backward(dout, x, h, weight_ih, weight_hh, inactive, relu, one
                     slope = one - out * out                # (R4) phi'(z) = 1 - h^2
                     d[n, j] = (up[n, j] + dh[n, j]) * slope    # (R4) dz_t = (dL/dout_t + W_hh^T dz_{t+1}) phi'
         # (R2) z = Z^x + W_hh h_{t-1}  =>  dL/dh_{t-1} gets W_hh^T dz_t, as dz_t W_hh (used by R4 at t-1)
-        np.dot(d, weight_hh, dh)
+        _matmul(d, weight_hh, dh)
         if frozen:
             for n in range(N):
                 if inactive[t, n]:
@@ -256,8 +250,8 @@ def _rnn_sequence_backward(dout, x, h, weight_ih, weight_hh, inactive, relu, one
             chunk_dz = rows[:stop - start].reshape(m, H)   # row (j, n): dz of step start + j, sequence n
             chunk_dz_t = chunk_dz.T
             # (R5) dW_ih += sum_t dz_t x_t^T,  dW_hh += sum_t dz_t h_{t-1}^T,  db += sum_t dz_t
-            np.dot(chunk_dz_t, x[start:stop].reshape(m, I), product_ih)
-            np.dot(chunk_dz_t, h[start:stop].reshape(m, H), product_hh)
+            _matmul(chunk_dz_t, x[start:stop].reshape(m, I), product_ih)
+            _matmul(chunk_dz_t, h[start:stop].reshape(m, H), product_hh)
             for i in range(H):
                 for j in range(I):
                     grad_ih[i, j] += product_ih[i, j]      # (R5) dW_ih += the chunk's sum
@@ -268,17 +262,47 @@ def _rnn_sequence_backward(dout, x, h, weight_ih, weight_hh, inactive, relu, one
                     for j in range(H):
                         grad_bias[j] += chunk_dz[r, j]     # (R5) db += dz_t, row by row
             # (R6) dx_t = W_ih^T dz_t, as dz_t W_ih
-            np.dot(chunk_dz, weight_ih, dx[start:stop].reshape(m, I))
+            _matmul(chunk_dz, weight_ih, dx[start:stop].reshape(m, I))
+
+
+def _tanh(x):
+    """tanh of one value in the compiled loops. numba compiles it to the vectorisable tanh of
+    :mod:`bptt.layers._vector_tanh` (within 3 units in the last place of NumPy's), not to the C library's,
+    which it would call one value at a time at 7-10x the cost; called from Python it is ``math.tanh``."""
+    return math.tanh(x)
+
+
+def _matmul(a, b, out):
+    """``out = a b`` for 2-D arrays in the compiled loops, ``out`` row-major. numba compiles it to a call of the
+    ``cblas_?gemm`` NumPy's own ``np.matmul`` uses (:mod:`bptt.layers._numpy_blas`), or, where that is not found,
+    to numba's ``np.dot``, which calls SciPy's BLAS; called from Python it is ``np.matmul``."""
+    return np.matmul(a, b, out=out)
 
 
 @functools.cache
 def _compiled(kernel: Callable) -> Callable:
     """``kernel`` compiled by numba at its first call for each dtype, and kept in numba's on-disk cache (next to
     this module, or in the user's cache folder where that is read-only), so that later processes load it in
-    milliseconds instead of compiling it again for about a second; ImportError without numba."""
+    milliseconds instead of compiling it again for about a second; ImportError without numba. Division by zero
+    gives IEEE's inf or NaN, as in NumPy, rather than raising (``error_model="numpy"``): the check numba adds
+    otherwise is a branch in every loop that divides, which keeps LLVM from vectorising it. Where NumPy's BLAS is
+    not found (:mod:`bptt.layers._numpy_blas`) nothing is cached: the cache does not record which BLAS a loop
+    was compiled against, so only that one kind of compiled loop is ever written to it or read from it."""
     import numba
 
-    return numba.njit(kernel, cache=True)
+    from bptt.layers import _numpy_blas
+
+    _register_helpers()
+    return numba.njit(kernel, cache=_numpy_blas.FOUND, error_model="numpy")
+
+
+@functools.cache
+def _register_helpers() -> None:
+    """Tell numba what :func:`_tanh` and :func:`_matmul` compile to (once per process)."""
+    from bptt.layers import _numpy_blas, _vector_tanh
+
+    _vector_tanh.register(_tanh)
+    _numpy_blas.register(_matmul)
 
 
 def _numpy_path_asked() -> bool:
@@ -324,34 +348,6 @@ def _available(kernel: Callable) -> Callable | None:
         return _compiled(kernel)
     except ImportError:
         return None
-
-
-def lstm_forward_cell() -> Callable | None:
-    """The compiled :func:`_lstm_forward_cell`, or None (see :func:`_available`)."""
-    return _available(_lstm_forward_cell)
-
-
-def lstm_backward_cell() -> Callable | None:
-    """The compiled :func:`_lstm_backward_cell`, or None (see :func:`_available`)."""
-    return _available(_lstm_backward_cell)
-
-
-def lstm_sequence_kernels() -> tuple[Callable, Callable] | None:
-    """The compiled :func:`_lstm_sequence_forward` and :func:`_lstm_sequence_backward`, or None (see
-    :func:`_available`)."""
-    forward, backward = _available(_lstm_sequence_forward), _available(_lstm_sequence_backward)
-    return None if forward is None or backward is None else (forward, backward)
-
-
-def gru_forward_cells() -> tuple[Callable, Callable] | None:
-    """The compiled :func:`_gru_forward_gates` and :func:`_gru_forward_state`, or None (see :func:`_available`)."""
-    gates, state = _available(_gru_forward_gates), _available(_gru_forward_state)
-    return None if gates is None or state is None else (gates, state)
-
-
-def gru_backward_cell() -> Callable | None:
-    """The compiled :func:`_gru_backward_cell`, or None (see :func:`_available`)."""
-    return _available(_gru_backward_cell)
 
 
 @functools.cache
@@ -407,13 +403,18 @@ def _single_threaded_blas(kernel: Callable) -> Callable:
 
 
 def _blas_loops(forward: Callable, backward: Callable) -> tuple[Callable, Callable] | None:
-    """Whole-sequence loops that call BLAS through numba's ``np.dot``: both compiled, each running with SciPy's
-    BLAS on one thread (:func:`_single_threaded_blas`), or None (see :func:`_available`); None without SciPy
-    too, whose BLAS numba's ``np.dot`` calls."""
-    if not _has_scipy():
-        return None
+    """Whole-sequence loops that call BLAS through :func:`_matmul`: both compiled, or None (see
+    :func:`_available`). Where NumPy's own BLAS is found they call it, on NumPy's threads; otherwise they call
+    SciPy's through numba's ``np.dot``, each loop with that BLAS on one thread (:func:`_single_threaded_blas`),
+    and are None without SciPy."""
     forward, backward = _available(forward), _available(backward)
     if forward is None or backward is None:
+        return None
+    from bptt.layers import _numpy_blas
+
+    if _numpy_blas.FOUND:
+        return forward, backward
+    if not _has_scipy():
         return None
     return _single_threaded_blas(forward), _single_threaded_blas(backward)
 
@@ -429,98 +430,144 @@ def _gru_sequence_forward(gates, weight_hh, h, hidden_n, hidden_n_bias, inactive
     there: ``gates`` ``(T, 3H, N)`` holds the input projection X^x of (G1), its r and z rows halved and carrying
     b_hr, b_hz, and receives the activated r, z, n; ``weight_hh`` ``(3H, H)`` is W_hh with its r and z rows
     halved, C-contiguous; ``h`` ``(T+1, H, N)`` holds h_0 in step 0 and receives every h_t; ``hidden_n``
-    ``(T, H, N)`` receives a_n = (W_hh h_{t-1})_n + b_hn (``hidden_n_bias`` is empty without biases);
-    ``inactive`` ``(T, N)`` is True at padded steps, or ``(0, 0)`` without padding. The recurrent product is one
-    BLAS call per step (numba's ``np.dot`` into a preallocated output); the element-wise work follows
-    :func:`_gru_forward_gates` and :func:`_gru_forward_state` operation by operation, with the C library's
-    ``tanh``, so the numbers match the NumPy path's to rounding, not bitwise."""
+    ``(T, H, N)`` receives a_n = (W_hh h_{t-1})_n + b_hn, ``hidden_n_bias`` ``(H, N)`` holding b_hn in every
+    column (zeros without biases); ``inactive`` ``(T, N)`` is True at padded steps, or ``(0, 0)`` without
+    padding. The recurrent product is one BLAS call per step (:func:`_matmul`); the element-wise work is one loop
+    over the H N values of a step, the operations of the loop in Python in their order, with the vectorised
+    :func:`_tanh`, so the numbers match the NumPy path's to rounding."""
     T, G, N = gates.shape
     H = G // 3
+    M = H * N                                              # each gate is M consecutive numbers of a step
     padded = inactive.shape[0] > 0
-    biased = hidden_n_bias.size > 0
     recurrent = np.empty((G, N), dtype=gates.dtype)
+    flat_recurrent, flat_bias = recurrent.reshape(G * N), hidden_n_bias.reshape(M)
     for t in range(T):
-        s, h_prev, h_new, a = gates[t], h[t], h[t + 1], hidden_n[t]
-        np.dot(weight_hh, h_prev, recurrent)               # (G2) a = W_hh h_{t-1}, r and z rows halved
-        for j in range(H):
-            for n in range(N):
-                r = math.tanh(s[j, n] + recurrent[j, n]) * half + half  # (G3) r, z = (1 + tanh(./2)) / 2
-                z = math.tanh(s[H + j, n] + recurrent[H + j, n]) * half + half
-                a_n = recurrent[2 * H + j, n] + hidden_n_bias[j] if biased else recurrent[2 * H + j, n]
-                a[j, n] = a_n
-                cand = math.tanh(s[2 * H + j, n] + r * a_n)    # (G4) n = tanh(X_n + r a_n)
-                s[j, n], s[H + j, n], s[2 * H + j, n] = r, z, cand
-                if padded and inactive[t, n]:              # padded step: the state is kept
-                    h_new[j, n] = h_prev[j, n]
-                else:
-                    h_new[j, n] = cand + (h_prev[j, n] - cand) * z  # (G5) h = n + z (h_prev - n)
-
-
-def _gru_sequence_backward(dout, gates, h, hidden_n, weight_hh_t, inactive, start, stop, one, dh_recurrent, d, dn,
-                           hidden_columns, tail_columns):
-    """(G6) to (G3) and the product of (G2) for the steps ``stop - 1`` down to ``start`` in one compiled call: the
-    backward twin of :func:`_gru_sequence_forward`, each step's element-wise work that of
-    :func:`_gru_backward_cell`, operation by operation. ``dout`` ``(T, N, H)`` is dL/dout as given (any layout);
-    ``gates``, ``h``, ``hidden_n`` and ``inactive`` are the forward's; ``weight_hh_t`` ``(H, 3H)`` is PyTorch's
-    W_hh transposed, C-contiguous; ``dh_recurrent`` ``(H, N)`` holds W_hh^T da_{stop} + z dh_{stop} (dL/dh_T at
-    the last step) and receives that of ``start``. ``d`` ``(3H, N)`` and ``dn`` ``(H, N)`` receive dL/da_t and
-    dL/dX^x_n of each step, the last being ``start``'s; the columns ``(t - start) N ..`` of ``hidden_columns``
-    ``(3H, k N)`` and ``tail_columns`` ``(H, k N)`` receive those of the other steps, for the weight-gradient
-    GEMMs of :class:`bptt.layers.recurrent.ChunkedGradients` (whose ``add`` then takes step ``start``)."""
-    G, N = d.shape
-    H = G // 3
-    M = H * N                                              # each gate is M consecutive numbers of s, d
-    padded = inactive.shape[0] > 0
-    zero = one - one
-    direct = np.empty((H, N), dtype=d.dtype)               # z dh, the direct path of (G5)
-    through = np.empty((H, N), dtype=d.dtype)              # dh_t of the padded sequences, passed on as it is
-    flat_d, flat_dn, flat_direct, carried = d.reshape(G * N), dn.reshape(M), direct.reshape(M), dh_recurrent.reshape(M)
-    for t in range(stop - 1, start - 1, -1):
-        s, h_prev, a = gates[t].reshape(G * N), h[t].reshape(M), hidden_n[t].reshape(M)
-        frozen = False
+        _matmul(weight_hh, h[t], recurrent)                # (G2) a = W_hh h_{t-1}, r and z rows halved
+        s, h_prev, h_new, a = gates[t].reshape(G * N), h[t].reshape(M), h[t + 1].reshape(M), hidden_n[t].reshape(M)
+        for k in range(M):
+            r = _tanh(s[k] + flat_recurrent[k]) * half + half  # (G3) r, z = (1 + tanh(./2)) / 2
+            z = _tanh(s[M + k] + flat_recurrent[M + k]) * half + half
+            a_n = flat_recurrent[2 * M + k] + flat_bias[k]
+            a[k] = a_n
+            cand = _tanh(s[2 * M + k] + r * a_n)           # (G4) n = tanh(X_n + r a_n)
+            s[k], s[M + k], s[2 * M + k] = r, z, cand
+            h_new[k] = cand + (h_prev[k] - cand) * z       # (G5) h = n + z (h_prev - n)
         if padded:
             for n in range(N):
-                if inactive[t, n]:
-                    frozen = True
+                if inactive[t, n]:                         # padded step: the state is kept
                     for j in range(H):
-                        through[j, n] = dout[t, n, j] + dh_recurrent[j, n]  # (G6) dh_t
+                        h[t + 1, j, n] = h[t, j, n]
+
+
+def _gru_sequence_backward(dout, x, h, gates, hidden_n, inactive, weight_ih, weight_hh_t, one, dh_recurrent, rows,
+                           tail_rows, state_rows, dx, dx_part, grad_ih, grad_hh, grad_bias_ih, grad_bias_hh, product_ih,
+                           product_hh):
+    """:func:`bptt.layers.gru.gru_backward` in one compiled call: (G6) to (G3) and the product of (G2) for every
+    step, from the last to the first, the backward twin of :func:`_gru_sequence_forward`, each step's
+    element-wise work that of the loop in Python, operation by operation; and (G7), (G8) over each chunk
+    of steps once it is complete, as :class:`bptt.layers.recurrent.ChunkedGradients` takes them (the candidate's
+    input rows apart), in BLAS products (:func:`_matmul`). ``dout`` ``(T, N, H)`` is dL/dout as given (any
+    layout); ``x`` ``(T, N, I)``, ``h``, ``gates``, ``hidden_n`` and ``inactive`` are the forward's,
+    C-contiguous; ``weight_ih`` ``(3H, I)`` is PyTorch's and ``weight_hh_t`` ``(H, 3H)`` its W_hh transposed,
+    C-contiguous; ``dh_recurrent`` ``(H, N)`` holds dL/dh_T and receives dL/dh_0; ``rows`` ``(k N, 3H)``,
+    ``tail_rows`` ``(k N, H)`` and ``state_rows`` ``(k N, H)`` take a chunk of k steps' dL/da_t, dL/dX^x_n and
+    h_{t-1}, row j N + n = step start + j, sequence n; ``dx`` ``(T, N, I)`` receives dL/dx, ``dx_part``
+    ``(k N, I)`` holds a chunk's share from the candidate rows; ``grad_ih`` ``(3H, I)``, ``grad_hh`` ``(3H, H)``,
+    ``grad_bias_ih`` and ``grad_bias_hh`` ``(3H,)`` (``(0,)`` without biases), zero on entry, receive the weight
+    gradients; ``product_ih`` and ``product_hh``, shaped as the first two, hold a chunk's share of them."""
+    T, N, H = dout.shape
+    I = x.shape[2]
+    G = 3 * H
+    M = H * N                                              # each gate is M consecutive numbers of s, d
+    chunk = rows.shape[0] // N
+    padded = inactive.shape[0] > 0
+    biased = grad_bias_ih.shape[0] > 0
+    zero = one - one
+    d = np.empty((G, N), dtype=dh_recurrent.dtype)         # dL/da_t: r, z rows as dX, n rows r dX_n
+    dn = np.empty((H, N), dtype=dh_recurrent.dtype)        # dL/dX^x_n, the n rows of dX
+    direct = np.empty((H, N), dtype=dh_recurrent.dtype)    # z dh, the direct path of (G5)
+    through = np.empty((H, N), dtype=dh_recurrent.dtype)   # dh_t of the padded sequences, passed on as it is
+    total = np.empty((H, N), dtype=dh_recurrent.dtype)     # dL/dout_t + the paths from t+1, (G6)
+    flat_d, flat_dn, flat_direct = d.reshape(G * N), dn.reshape(M), direct.reshape(M)
+    carried, flat_total = dh_recurrent.reshape(M), total.reshape(M)
+    for t in range(T - 1, -1, -1):
         for j in range(H):
             for n in range(N):
-                k = j * N + n
-                dh = dout[t, n, j] + carried[k]            # (G6) dh_t = dL/dout_t + paths from t+1
-                r, z, cand = s[k], s[M + k], s[2 * M + k]
-                dcand = dh * (one - z)                     # (G5) h = (1 - z) n + z h_prev: dh/dn = 1 - z
-                dz = dh * (h_prev[k] - cand)               # (G5) dh/dz = h_prev - n
-                dcand = dcand * (one - cand * cand)        # (G4) n = tanh(X_n + r a_n): 1 - n^2
-                dr = dcand * a[k]                          # (G4) d(r a_n)/dr = a_n
-                flat_d[2 * M + k] = dcand * r              # (G4) d(r a_n)/da_n = r
-                flat_dn[k] = dcand
-                flat_d[k] = dr * ((one - r) * r)           # (G3) sigmoid' = s (1 - s)
-                flat_d[M + k] = dz * ((one - z) * z)
-                flat_direct[k] = dh * z                    # (G5) the direct path to h_prev
-        if frozen:                                         # padded step: no gradient reaches the gates
+                total[j, n] = dout[t, n, j] + dh_recurrent[j, n]  # (G6) dh_t = dL/dout_t + paths from t+1
+        s, h_prev, a = gates[t].reshape(G * N), h[t].reshape(M), hidden_n[t].reshape(M)
+        for k in range(M):
+            dh = flat_total[k]
+            r, z, cand = s[k], s[M + k], s[2 * M + k]
+            dcand = dh * (one - z)                         # (G5) h = (1 - z) n + z h_prev: dh/dn = 1 - z
+            dz = dh * (h_prev[k] - cand)                   # (G5) dh/dz = h_prev - n
+            dcand = dcand * (one - cand * cand)            # (G4) n = tanh(X_n + r a_n): 1 - n^2
+            dr = dcand * a[k]                              # (G4) d(r a_n)/dr = a_n
+            flat_d[2 * M + k] = dcand * r                  # (G4) d(r a_n)/da_n = r
+            flat_dn[k] = dcand
+            flat_d[k] = dr * ((one - r) * r)               # (G3) sigmoid' = s (1 - s)
+            flat_d[M + k] = dz * ((one - z) * z)
+            flat_direct[k] = dh * z                        # (G5) the direct path to h_prev
+        if padded:
             for n in range(N):
-                if inactive[t, n]:
+                if inactive[t, n]:                         # padded step: no gradient reaches the gates
                     for j in range(H):
                         d[j, n] = d[H + j, n] = d[2 * H + j, n] = zero
                         dn[j, n] = zero
+                        through[j, n] = total[j, n]
         # (G2) a = W_hh h_prev + b_hh, and the direct path of (G5): dh_prev = W_hh^T da + z dh
-        np.dot(weight_hh_t, d, dh_recurrent)
+        _matmul(weight_hh_t, d, dh_recurrent)
         for k in range(M):
             carried[k] += flat_direct[k]
-        if frozen:
+        if padded:
             for n in range(N):
-                if inactive[t, n]:
+                if inactive[t, n]:                         # padded step: h passes through unchanged
                     for j in range(H):
                         dh_recurrent[j, n] = through[j, n]
-        if t > start:                                      # the chunk's columns; ChunkedGradients.add takes start's
-            column = (t - start) * N
+        start = t - t % chunk
+        row = (t - start) * N
+        for n in range(N):
             for g in range(G):
-                for n in range(N):
-                    hidden_columns[g, column + n] = d[g, n]
+                rows[row + n, g] = d[g, n]
             for j in range(H):
-                for n in range(N):
-                    tail_columns[j, column + n] = dn[j, n]
+                tail_rows[row + n, j] = dn[j, n]
+                state_rows[row + n, j] = h[t, j, n]
+        if t == start:
+            stop = min(start + chunk, T)
+            width = (stop - start) * N
+            hidden, tail, x_rows = rows[:width], tail_rows[:width], x[start:stop].reshape(width, I)
+            shared = hidden[:, :2 * H]                     # the r, z rows, where the input side's dX is da
+            # (G7) dW_hh += sum_t da_t h_{t-1}^T, db_hh += sum_t da_t
+            _matmul(hidden.T, state_rows[:width], product_hh)
+            for g in range(G):
+                for j in range(H):
+                    grad_hh[g, j] += product_hh[g, j]
+            # (G7) dW_ih += sum_t dX_t x_t^T, db_ih += sum_t dX_t: the r, z rows from da, the n rows from dX_n
+            _matmul(shared.T, x_rows, product_ih[:2 * H])
+            _matmul(tail.T, x_rows, product_ih[2 * H:])
+            for g in range(G):
+                for j in range(I):
+                    grad_ih[g, j] += product_ih[g, j]
+            if biased:
+                for q in range(width):
+                    for g in range(G):
+                        grad_bias_hh[g] += hidden[q, g]
+                    for g in range(2 * H):
+                        grad_bias_ih[g] += hidden[q, g]
+                    for j in range(H):
+                        grad_bias_ih[2 * H + j] += tail[q, j]
+            # (G8) dx_t = W_ih^T dX_t, the r, z rows and the n rows
+            chunk_dx = dx[start:stop].reshape(width, I)
+            _matmul(shared, weight_ih[:2 * H], chunk_dx)
+            _matmul(tail, weight_ih[2 * H:], dx_part[:width])
+            for q in range(width):
+                for j in range(I):
+                    chunk_dx[q, j] += dx_part[q, j]
+
+
+def lstm_sequence_kernels() -> tuple[Callable, Callable] | None:
+    """The compiled :func:`_lstm_sequence_forward` and :func:`_lstm_sequence_backward`, or None (see
+    :func:`_blas_loops`)."""
+    return _blas_loops(_lstm_sequence_forward, _lstm_sequence_backward)
 
 
 def gru_sequence_kernels() -> tuple[Callable, Callable] | None:

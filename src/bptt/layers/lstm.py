@@ -35,6 +35,7 @@ the weights are halved (exact) so that one ``tanh`` call activates all four gate
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -42,13 +43,14 @@ from numpy.typing import NDArray
 
 from bptt.layers._blas import matmul  # np.matmul without OpenBLAS's spurious invalid flag
 from bptt.layers.activations import sigmoid_grad_from_output, tanh_grad_from_output
-from bptt.layers.kernels import lstm_backward_cell, lstm_forward_cell, lstm_sequence_kernels
+from bptt.layers.kernels import lstm_sequence_kernels, padding_mask
 from bptt.layers.recurrent import (
     ChunkedGradients,
     Family,
     FeatureMajorSteps,
     GateProduct,
     RecurrentLayer,
+    chunk_steps,
     combined_bias,
     freeze_inactive,
     halved_rows,
@@ -71,20 +73,16 @@ class LSTMCache(NamedTuple):
     inactive: NDArray | None  # (T, N)      True at padded steps
 
 
-WHOLE_SEQUENCE_UNITS = 64
-"""Largest H N for which, with numba installed, a pass runs all its steps in one compiled call
-(:func:`bptt.layers.kernels.lstm_sequence_kernels`) instead of a NumPy loop over steps. There a step's dozen NumPy
-calls cost about 1 µs each whatever they compute, while the compiled loop evaluates its 5 H N ``tanh`` one
-value at a time (about 22 ns each). Measured (training step, whole sequence over step loop): 0.1-0.2 at
-H N = 5, 0.4-0.5 at 32, 0.6-0.9 at 64, 0.6-2.0 at 128 (docs/performance.md)."""
-
-
-def whole_sequence_kernels(hidden_units: int, inactive: NDArray | None, projected: bool):
-    """The compiled whole-sequence forward and backward for a layer with ``hidden_units`` = H N, or None:
-    without numba, for larger layers, with padding or with a projection (those keep the step loop)."""
-    if hidden_units > WHOLE_SEQUENCE_UNITS or inactive is not None or projected:
-        return None
-    return lstm_sequence_kernels()
+def compiled_loops() -> tuple[Callable | None, Callable | None]:
+    """The compiled whole-sequence forward and backward loops (:func:`bptt.layers.kernels.lstm_sequence_kernels`),
+    or ``(None, None)`` where the passes keep the NumPy loop over steps: without numba, without both NumPy's BLAS
+    and SciPy, or with ``BPTT_KERNELS=numpy``. They run at every size: their products are NumPy's own BLAS calls,
+    and their element-wise work one vectorised loop a step. Measured, compiled loops over the NumPy loop
+    (``benchmarks/family_loop.py --family lstm``, 2026-12-02, 3 blocks, docs/performance.md), training step
+    float64 / float32: 0.41 / 0.26 at (T, N, I, H) = (50, 1, 1, 32), 0.80 / 0.81 at (100, 32, 1, 64), 0.96 / 0.96
+    at (100, 32, 32, 128), 0.89 / 0.94 at (100, 32, 128, 256), 0.97 at (100, 64, 256, 512) float64; inference
+    0.29 / 0.26, 0.89 / 0.82, 0.88 / 0.87, 0.95 / 0.91, 0.94 (float64) and 0.94 (float32, timed again alone)."""
+    return lstm_sequence_kernels() or (None, None)
 
 
 def internal_gate_rows(hidden_size: int) -> NDArray:
@@ -124,31 +122,29 @@ def lstm_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray,
     h[0] = states[0].T
     c[0] = states[1].T
     half = dtype.type(0.5)
-    whole = whole_sequence_kernels(H * N, inactive, weight_hr is not None)
-    if whole is not None:                                   # a small layer: (L2)-(L5), all steps, one call
-        whole[0](gates, np.ascontiguousarray(halved_rows(weight_hh, rows, 3 * H).T), h, c, tanh_c, half)
-        return _results(x, h, c, gates, tanh_c, None)
+    compiled, _ = compiled_loops()
+    if compiled is not None:                                # (L2)-(L5), (L9) for every step in one compiled call
+        compiled(gates, halved_rows(weight_hh, rows, 3 * H), h, c, tanh_c, padding_mask(inactive),
+                    _projection_weight(weight_hr, dtype),
+                    np.empty((H, N), dtype=dtype), half)
+        return _results(x, h, c, gates, tanh_c, inactive)
     # Internal row order and halved sigmoid rows on the weights or on the products, as for (L1)
     recurrent_product = GateProduct(weight_hh, rows, 3 * H, T * N)
     recurrent = np.empty((4 * H, N), dtype=dtype)
     input_times_candidate = np.empty((H, N), dtype=dtype)
     output = np.empty((H, N), dtype=dtype) if weight_hr is not None else None
-    fused = lstm_forward_cell()                             # bptt.layers.kernels where numba is installed
     for t in range(T):
         z = gates[t]
         recurrent_product(h[t], out=recurrent)              # (L2) z_t = Z^x_t + W_hh h_{t-1}
         z += recurrent
         np.tanh(z, out=z)                                   # (L3) g = tanh(z), and tanh(z/2) for i, f, o
-        if fused is not None:
-            fused(z, c[t], c[t + 1], half)                  # (L3), (L4) in one loop
-        else:
-            sig = z[:3 * H]
-            sig *= 0.5
-            sig += 0.5                                      # (L3) i, f, o = (1 + tanh(z/2)) / 2
-            i, f, g = z[:H], z[H:2 * H], z[3 * H:]
-            np.multiply(f, c[t], out=c[t + 1])              # (L4) c = f c_prev + i g
-            np.multiply(i, g, out=input_times_candidate)
-            c[t + 1] += input_times_candidate
+        sig = z[:3 * H]
+        sig *= 0.5
+        sig += 0.5                                          # (L3) i, f, o = (1 + tanh(z/2)) / 2
+        i, f, g = z[:H], z[H:2 * H], z[3 * H:]
+        np.multiply(f, c[t], out=c[t + 1])                  # (L4) c = f c_prev + i g
+        np.multiply(i, g, out=input_times_candidate)
+        c[t + 1] += input_times_candidate
         o = z[2 * H:3 * H]
         np.tanh(c[t + 1], out=tanh_c[t])                    # (L5) m = o tanh(c)
         if output is None:
@@ -189,9 +185,9 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
     T, N, I = x.shape
     weight_ih, weight_hh, weight_hr = weights["weight_ih"], weights["weight_hh"], weights.get("weight_hr")
     H, S = weight_hh.shape[0] // 4, weight_hh.shape[1]
-    whole = whole_sequence_kernels(H * N, inactive, weight_hr is not None)
-    if whole is not None:
-        return _backward_in_one_call(whole[1], weights, cache, dout, dstates)
+    _, compiled = compiled_loops()
+    if compiled is not None:
+        return _backward_in_one_call(compiled, weights, cache, dout, dstates)
     dtype = x.dtype
     w_hh_t = np.ascontiguousarray(weight_hh.T)          # (S, 4H) contiguous; unscaled: gradients are w.r.t. z
     d = np.empty((4 * H, N), dtype=dtype)               # dL/dz_t of the current step, PyTorch's order i, f, g, o
@@ -205,44 +201,37 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
     dc = np.array(dstates[1].T, dtype=dtype, order="C")            # carries dL/dc_t backwards
     scratch = np.empty((H, N), dtype=dtype)
     sigmoid_slope = np.empty((3 * H, N), dtype=dtype)
-    # The compiled kernel of bptt.layers.kernels where numba is installed: the same operations, fused; it covers
-    # steps without padding and layers without projection
-    fused = lstm_backward_cell() if inactive is None and weight_hr is None else None
-    one = dtype.type(1)
     for t in range(T - 1, -1, -1):
         frozen = inactive_at(inactive, t)
         carried = dc.copy() if frozen is not None else None
         s = gates[t]
-        if fused is not None:
-            fused(upstream[t], dh_recurrent, s, tanh_c[t], c[t], dc, d, one)  # (L6) to (L3), one loop
-        else:
-            i, f, o, g = s[:H], s[H:2 * H], s[2 * H:3 * H], s[3 * H:]
-            di, df, dg, do = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]   # PyTorch's order, as the weights
-            # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
-            np.add(upstream[t], dh_recurrent, out=dh)
-            if dh_all is not None:
-                # (L9) h = W_hr m  =>  dm = W_hr^T dh (dW_hr after the loop)
-                dh_all[t] = dh
-                np.matmul(weight_hr.T, dh, out=dm)
-            # (L5) m = o * tanh(c)
-            np.multiply(dm, tanh_c[t], out=do)              # dm/do = tanh c
-            np.multiply(dm, o, out=scratch)                 # dm/dtanh(c) = o
-            dc += scratch                                   # dtanh(c)/dc = 1 - tanh^2 c, in two adds:
-            scratch *= tanh_c[t]
-            scratch *= tanh_c[t]
-            dc -= scratch                                   # dc += dm o (1 - tanh^2 c); dc carried t+1 in
-            # (L4) c = f * c_prev + i * g
-            np.multiply(dc, g, out=di)                      # dc/di = g
-            np.multiply(dc, c[t], out=df)                   # dc/df = c_prev
-            np.multiply(dc, i, out=dg)                      # dc/dg = i
-            dc *= f                                         # dc/dc_prev = f: now dL/dc_{t-1} through c
-            # (L3) i, f, o = sigmoid(z), g = tanh(z)
-            sigmoid_grad_from_output(s[:3 * H], out=sigmoid_slope)               # s (1 - s), rows i, f, o
-            d[:2 * H] *= sigmoid_slope[:2 * H]
-            do *= sigmoid_slope[2 * H:]
-            dg *= tanh_grad_from_output(g, out=scratch)                          # 1 - g^2
-            if frozen is not None:                          # padded step: h, c pass through unchanged
-                np.copyto(d, 0.0, where=frozen)
+        i, f, o, g = s[:H], s[H:2 * H], s[2 * H:3 * H], s[3 * H:]
+        di, df, dg, do = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]       # PyTorch's order, as the weights
+        # (L6) dh_t = dL/dout_t + W_hh^T dz_{t+1}
+        np.add(upstream[t], dh_recurrent, out=dh)
+        if dh_all is not None:
+            # (L9) h = W_hr m  =>  dm = W_hr^T dh (dW_hr after the loop)
+            dh_all[t] = dh
+            np.matmul(weight_hr.T, dh, out=dm)
+        # (L5) m = o * tanh(c)
+        np.multiply(dm, tanh_c[t], out=do)                  # dm/do = tanh c
+        np.multiply(dm, o, out=scratch)                     # dm/dtanh(c) = o
+        dc += scratch                                       # dtanh(c)/dc = 1 - tanh^2 c, in two adds:
+        scratch *= tanh_c[t]
+        scratch *= tanh_c[t]
+        dc -= scratch                                       # dc += dm o (1 - tanh^2 c); dc carried t+1 in
+        # (L4) c = f * c_prev + i * g
+        np.multiply(dc, g, out=di)                          # dc/di = g
+        np.multiply(dc, c[t], out=df)                       # dc/df = c_prev
+        np.multiply(dc, i, out=dg)                          # dc/dg = i
+        dc *= f                                             # dc/dc_prev = f: now dL/dc_{t-1} through c
+        # (L3) i, f, o = sigmoid(z), g = tanh(z)
+        sigmoid_grad_from_output(s[:3 * H], out=sigmoid_slope)                   # s (1 - s), rows i, f, o
+        d[:2 * H] *= sigmoid_slope[:2 * H]
+        do *= sigmoid_slope[2 * H:]
+        dg *= tanh_grad_from_output(g, out=scratch)                              # 1 - g^2
+        if frozen is not None:                              # padded step: h, c pass through unchanged
+            np.copyto(d, 0.0, where=frozen)
         # (L2) z_t = Z^x_t + W_hh h_{t-1}  =>  dL/dh_{t-1} gets W_hh^T dz_t (used by L6 at t-1)
         np.matmul(w_hh_t, d, out=dh_recurrent)
         if frozen is not None:
@@ -256,31 +245,50 @@ def lstm_backward(weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
     if "bias_ih" in weights:
         grads["bias_ih"] = grads["bias_hh"] = gradients.bias_ih_grad
     if dh_all is not None:
-        # (L9) dW_hr = sum_t dh_t m_t^T with m_t = o_t tanh(c_t), one GEMM
-        m_columns = step_columns(gates[:, 2 * H:3 * H] * tanh_c)
-        grads["weight_hr"] = matmul(step_columns(dh_all), m_columns.T)
+        grads["weight_hr"] = _projection_gradient(gates, tanh_c, dh_all)
     return gradients.dx, (dh_recurrent.T.copy(), dc.T.copy()), grads
 
 
 def _backward_in_one_call(kernel, weights: dict[str, NDArray], cache: LSTMCache, dout: NDArray,
                           dstates: tuple[NDArray, NDArray]) -> tuple[NDArray, tuple[NDArray, NDArray], dict]:
-    """:func:`lstm_backward` for a small layer: (L6)-(L3) and the recurrent product of every step in one
-    compiled call (``kernel``, :func:`bptt.layers.kernels.lstm_sequence_kernels`), which keeps every dL/dz_t in
-    PyTorch's gate order; then (L7), (L8) as sums over all steps at once."""
-    x, h, c, gates, tanh_c, _ = cache
-    T = x.shape[0]
+    """:func:`lstm_backward` in one compiled call (``kernel``, :func:`bptt.layers.kernels.lstm_sequence_kernels`):
+    (L6)-(L3) and the recurrent product of every step, and (L7), (L8) over each chunk of :func:`chunk_steps`
+    steps as :class:`ChunkedGradients` takes them; then dW_hr of (L9) in one GEMM, as the NumPy loop. Every
+    buffer is allocated here, as NumPy arrays."""
+    x, h, c, gates, tanh_c, inactive = cache
+    T, N, I = x.shape
+    weight_ih, weight_hh, weight_hr = weights["weight_ih"], weights["weight_hh"], weights.get("weight_hr")
+    G, S = weight_hh.shape
     dtype = x.dtype
+    chunk = chunk_steps(N, T)
     dh = np.array(dstates[0].T, dtype=dtype, order="C")     # dL/dh_T, then dL/dh_0
     dc = np.array(dstates[1].T, dtype=dtype, order="C")     # dL/dc_T, then dL/dc_0
-    dz = np.empty_like(gates)                               # (T, 4H, N) rows i, f, g, o
-    kernel(dout, dh, dc, gates, tanh_c, c, weights["weight_hh"], dz, dtype.type(1))
-    # (L7) dW_ih = sum_t dz_t x_t^T, dW_hh = sum_t dz_t h_{t-1}^T, db = sum_t dz_t 1
-    grads = {"weight_ih": np.tensordot(dz, x, axes=([0, 2], [0, 1])),
-             "weight_hh": np.tensordot(dz, h[:T], axes=([0, 2], [0, 2]))}
+    dh_all = np.empty((T if weight_hr is not None else 0, S, N), dtype=dtype)
+    dx = np.empty((T, N, I), dtype=dtype)
+    grads = {"weight_ih": np.zeros((G, I), dtype=dtype), "weight_hh": np.zeros((G, S), dtype=dtype)}
+    bias = np.zeros(G if "bias_ih" in weights else 0, dtype=dtype)
+    kernel(dout, np.ascontiguousarray(x), h, c, gates, tanh_c, padding_mask(inactive), np.ascontiguousarray(weight_ih),
+           np.ascontiguousarray(weight_hh.T), _projection_weight(None if weight_hr is None else weight_hr.T, dtype),
+           dtype.type(1), dh, dc, dh_all, np.empty((chunk * N, G), dtype=dtype), np.empty((chunk * N, S), dtype=dtype),
+           dx, grads["weight_ih"], grads["weight_hh"], bias, np.empty((G, I), dtype=dtype),
+           np.empty((G, S), dtype=dtype))
     if "bias_ih" in weights:
-        grads["bias_ih"] = grads["bias_hh"] = dz.sum(axis=(0, 2))
-    dx = np.tensordot(dz, weights["weight_ih"], axes=([1], [0]))  # (L8) dx_t = W_ih^T dz_t, as (T, N, I)
+        grads["bias_ih"] = grads["bias_hh"] = bias
+    if weight_hr is not None:
+        grads["weight_hr"] = _projection_gradient(gates, tanh_c, dh_all)
     return dx, (dh.T.copy(), dc.T.copy()), grads
+
+
+def _projection_gradient(gates: NDArray, tanh_c: NDArray, dh_all: NDArray) -> NDArray:
+    """(L9) dW_hr = sum_t dh_t m_t^T with m_t = o_t tanh(c_t), one GEMM over all steps."""
+    H = tanh_c.shape[1]
+    return matmul(step_columns(dh_all), step_columns(gates[:, 2 * H:3 * H] * tanh_c).T)
+
+
+def _projection_weight(weight: NDArray | None, dtype: np.dtype) -> NDArray:
+    """The compiled loops' ``weight_hr`` argument: ``weight`` C-contiguous, or an empty ``(0, 0)`` array of the
+    working dtype without a projection (numba needs an array, of the type the loop's products use)."""
+    return np.empty((0, 0), dtype=dtype) if weight is None else np.ascontiguousarray(weight)
 
 
 LSTM_FAMILY = Family("LSTM", 4, ("h", "c"), lstm_forward, lstm_backward)

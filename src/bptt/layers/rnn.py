@@ -49,43 +49,15 @@ class RNNCache(NamedTuple):
     inactive: NDArray | None  # (T, N)      True at padded steps
 
 
-COMPILED_LOOP_PRODUCT = 2**19
-"""Largest N H^2, the multiply-adds of one step's recurrent product, for which, with numba installed, the
-backward pass (and the forward pass of a ReLU layer) runs all its steps in one compiled call
-(:func:`bptt.layers.kernels.rnn_sequence_kernels`) instead of a NumPy loop over steps. The compiled loops save a
-step's NumPy calls (about 1 µs each whatever they compute), but their products, the per-step ones and the
-backward's chunked weight-gradient ones, run in SciPy's OpenBLAS on one thread, where the NumPy loop's run in
-NumPy's on two. (One thread is what pays: with two, SciPy's pool fought NumPy's busy-waiting one for the two
-cores, and a training step took 1.4-3.9x as long from N H^2 = 2^18 to 2^21; only at (100, 64, 256, 512), whose
-products are large enough for two threads, 0.8x.) Measured, training step, compiled
-loops over NumPy loops, float64 / float32 (benchmarks/rnn_loop.py, docs/performance.md): 0.25 / 0.27 (tanh),
-0.20 (ReLU) at (T, N, I, H) = (50, 1, 1, 32); ReLU 0.46 / 0.39 at (100, 32, 1, 64), 0.71 / 0.86 at
-(100, 32, 32, 128), 0.91 at (100, 1, 64, 512); at N H^2 = 2^20 it depends on the layer, 0.68-0.98 at
-(100, 64, 32, 128) and (100, 16, 64, 256) but 1.09-1.53 at (100, 16, 128, 256), (100, 4, 32, 512) and
-(100, 1, 64, 1024); 1.07-1.24 at (100, 32, 128, 256), 1.26-1.46 at (100, 64, 256, 512)."""
-
-COMPILED_TANH_FORWARD_UNITS = 128
-"""Largest H N for which a tanh layer's forward pass, too, runs in the compiled loop (within
-:data:`COMPILED_LOOP_PRODUCT`). The compiled loop evaluates tanh one value at a time with the C library's
-``tanh`` (7-20 ns a value), where NumPy's vectorised one takes 0.4 (float32) to 1.7 ns (float64), so it gains
-only while a step holds few values. Measured, forward pass, compiled over NumPy loop: 0.34-0.45 at
-(T, N, I, H) = (50, 1, 1, 32), 0.56-0.79 at H N = 128, 0.87-1.10 at 256, 1.08-1.7 at 512, 2.0-4.0 at
-(100, 32, 1, 64) (2.2 again with SciPy's BLAS on one thread). Above it the backward loop stays compiled: training
-step 0.63 / 0.59 (float64 / float32) at (100, 32, 1, 64), 0.88 / 0.87 at (100, 32, 32, 128)."""
-
-def compiled_loops(nonlinearity: str, batch: int, hidden_size: int) -> tuple[Callable | None, Callable | None]:
-    """The compiled whole-sequence forward and backward loops (:func:`bptt.layers.kernels.rnn_sequence_kernels`)
-    that a layer of this nonlinearity, ``batch`` N and ``hidden_size`` H uses, each None where it keeps the NumPy
-    loop over steps: both without numba or SciPy, with ``BPTT_KERNELS=numpy`` or above
-    :data:`COMPILED_LOOP_PRODUCT`; the forward of a tanh layer above :data:`COMPILED_TANH_FORWARD_UNITS` too. The
-    two are independent: both forward loops fill the same cache, which both backward loops read."""
-    kernels = rnn_sequence_kernels()
-    if kernels is None or batch * hidden_size**2 > COMPILED_LOOP_PRODUCT:
-        return None, None
-    forward, backward = kernels
-    if nonlinearity == "tanh" and batch * hidden_size > COMPILED_TANH_FORWARD_UNITS:
-        forward = None
-    return forward, backward
+def compiled_loops() -> tuple[Callable | None, Callable | None]:
+    """The compiled whole-sequence forward and backward loops (:func:`bptt.layers.kernels.rnn_sequence_kernels`),
+    or ``(None, None)`` where the passes keep the NumPy loop over steps: without numba, without both NumPy's BLAS
+    and SciPy, or with ``BPTT_KERNELS=numpy``. They run at every size and for both nonlinearities. Measured,
+    compiled loops over the NumPy loop (``benchmarks/family_loop.py --family rnn``, 2026-12-02, 3 blocks,
+    docs/performance.md), tanh, training step float64 / float32: 0.18 / 0.17 at (T, N, I, H) = (50, 1, 1, 32),
+    0.71 / 0.73 at (100, 32, 1, 64), 0.87 / 0.75 at (100, 32, 32, 128), 0.83 / 0.88 at (100, 32, 128, 256),
+    0.93 / 1.03 at (100, 64, 256, 512); ReLU 0.32 / 0.17, 0.56 / 0.43, 0.71 / 0.69, 0.89 / 0.89, 0.95 / 1.03."""
+    return rnn_sequence_kernels() or (None, None)
 
 
 def _activate(z: NDArray, nonlinearity: str) -> None:
@@ -132,7 +104,7 @@ def rnn_forward(weights: dict[str, NDArray], x: NDArray, states: tuple[NDArray],
     # the recurrent term step by step and (R3) activates it in place
     project_rows(x.reshape(T * N, I), weights["weight_ih"], combined_bias(weights), out=h[1:].reshape(T * N, H))
     weight_hh_t = np.ascontiguousarray(weights["weight_hh"].T)  # a contiguous copy: 1.1-2x faster GEMMs than the view
-    compiled, _ = compiled_loops(nonlinearity, N, H)
+    compiled, _ = compiled_loops()
     if compiled is not None:                                # (R2), (R3) for every step in one compiled call
         compiled(h, weight_hh_t, padding_mask(inactive), nonlinearity == "relu")
         return _results(x, h, inactive)
@@ -172,7 +144,7 @@ def rnn_backward(weights: dict[str, NDArray], cache: RNNCache, dout: NDArray, ds
     T, N, I = x.shape
     weight_ih, weight_hh = weights["weight_ih"], weights["weight_hh"]
     H = weight_hh.shape[1]
-    _, compiled = compiled_loops(nonlinearity, N, H)
+    _, compiled = compiled_loops()
     if compiled is not None:
         return _backward_in_one_call(compiled, weights, cache, dout, dstates, nonlinearity)
     chunk = chunk_steps(N, T)
