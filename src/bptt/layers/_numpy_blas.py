@@ -9,9 +9,10 @@ compiled from :func:`_gemm` instead: the ``cblas_?gemm`` of the BLAS NumPy itsel
 through NumPy's extension module, so the loops share NumPy's library and threads, and a product in a loop gives
 bitwise what ``np.matmul`` gives for the same operands.
 
-It is found where NumPy exports it under the names of the ``scipy-openblas64`` build its wheels ship
-(``scipy_cblas_dgemm64_``, 64-bit integers); elsewhere (another BLAS, a NumPy built from source) :data:`FOUND`
-is False and the loops keep numba's ``np.dot`` on SciPy's BLAS (:func:`bptt.layers.kernels._blas_loops`).
+It is found where NumPy exports it under the names of the 64-bit-integer OpenBLAS its wheels ship
+(``scipy_cblas_dgemm64_``, NumPy 1's ``cblas_dgemm64_``); elsewhere (another BLAS, a NumPy built from source)
+:data:`FOUND` is False and the loops keep numba's ``np.dot`` on SciPy's BLAS
+(:func:`bptt.layers.kernels._blas_loops`).
 """
 
 from __future__ import annotations
@@ -27,19 +28,24 @@ from numba.extending import overload
 ROW_MAJOR, NO_TRANSPOSE, TRANSPOSE = 101, 111, 112          # CBLAS's enumerations
 
 
-def _numpy_symbol(name: str) -> int | None:
-    """The address of ``name`` in NumPy's extension module or the libraries it loads, or None."""
-    library = ctypes.CDLL(np._core._multiarray_umath.__file__)
-    try:
-        return ctypes.cast(getattr(library, name), ctypes.c_void_p).value
-    except AttributeError:
-        return None
+def _numpy_symbol(*names: str) -> int | None:
+    """The address of the first of ``names`` found in NumPy's extension module or the libraries it loads, or
+    None."""
+    core = getattr(np, "_core", None) or np.core                # NumPy 2, NumPy 1
+    library = ctypes.CDLL(core._multiarray_umath.__file__)
+    for name in names:
+        try:
+            return ctypes.cast(getattr(library, name), ctypes.c_void_p).value
+        except AttributeError:
+            continue
+    return None
 
 
 def _gemm_function(kind: str, real) -> types.ExternalFunction | None:
-    """NumPy's ``cblas_{kind}gemm`` (64-bit integers) as a function numba code can call, or None: its address is
-    given to LLVM under a name of ours, which numba's on-disk cache keeps and the next process binds again."""
-    address = _numpy_symbol(f"scipy_cblas_{kind}gemm64_")
+    """NumPy's ``cblas_{kind}gemm`` (64-bit integers: the names of NumPy 2's and NumPy 1's wheels) as a function
+    numba code can call, or None: its address is given to LLVM under a name of ours, which numba's on-disk cache
+    keeps and the next process binds again."""
+    address = _numpy_symbol(f"scipy_cblas_{kind}gemm64_", f"cblas_{kind}gemm64_")
     if address is None:
         return None
     name = f"bptt_numpy_cblas_{kind}gemm"
