@@ -65,10 +65,10 @@ def compiled_loops() -> tuple[Callable | None, Callable | None]:
     """The compiled whole-sequence forward and backward loops (:func:`bptt.layers.kernels.gru_sequence_kernels`),
     or ``(None, None)`` where the passes keep the loop over steps in Python: without numba, without both NumPy's
     BLAS and SciPy, or with ``BPTT_KERNELS=numpy``. They run at every size. Measured, compiled loops over the
-    Python loop (``benchmarks/family_loop.py --family gru``, 2026-12-02, 3 blocks, docs/performance.md), training
-    step float64 / float32: 0.33 / 0.22 at (T, N, I, H) = (50, 1, 1, 32), 0.88 / 0.86 at (100, 32, 1, 64),
-    0.99 / 1.04 at (100, 32, 32, 128), 0.97 / 0.74 at (100, 32, 128, 256), 1.06 / 1.08 at (100, 64, 256, 512);
-    inference 0.23 / 0.19, 0.73 / 0.73, 0.81 / 0.77, 0.86 / 1.04, 1.01 / 0.95."""
+    Python loop (``benchmarks/family_loop.py --family gru``, 2026-12-02, 3 blocks, docs/performance.md), float64 /
+    float32, training step: 0.15 / 0.12 at (T, N, I, H) = (50, 1, 1, 32), 0.64 / 0.53 at (100, 32, 1, 64),
+    0.87 / 0.81 at (100, 32, 32, 128), 0.91 / 0.85 at (100, 32, 128, 256), 0.98 / 1.00 at (100, 64, 256, 512);
+    inference 0.15 / 0.14, 0.62 / 0.49, 0.68 / 0.81, 0.84 / 0.87, 0.82 / 0.96."""
     return gru_sequence_kernels() or (None, None)
 
 

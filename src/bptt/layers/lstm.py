@@ -78,10 +78,10 @@ def compiled_loops() -> tuple[Callable | None, Callable | None]:
     or ``(None, None)`` where the passes keep the NumPy loop over steps: without numba, without both NumPy's BLAS
     and SciPy, or with ``BPTT_KERNELS=numpy``. They run at every size: their products are NumPy's own BLAS calls,
     and their element-wise work one vectorised loop a step. Measured, compiled loops over the NumPy loop
-    (``benchmarks/family_loop.py --family lstm``, 2026-12-02, 3 blocks, docs/performance.md), training step
-    float64 / float32: 0.41 / 0.26 at (T, N, I, H) = (50, 1, 1, 32), 0.80 / 0.81 at (100, 32, 1, 64), 0.96 / 0.96
-    at (100, 32, 32, 128), 0.89 / 0.94 at (100, 32, 128, 256), 0.97 at (100, 64, 256, 512) float64; inference
-    0.29 / 0.26, 0.89 / 0.82, 0.88 / 0.87, 0.95 / 0.91, 0.94 (float64) and 0.94 (float32, timed again alone)."""
+    (``benchmarks/family_loop.py --family lstm``, 2026-12-02, 3 blocks, docs/performance.md), float64 / float32,
+    training step: 0.19 / 0.15 at (T, N, I, H) = (50, 1, 1, 32), 0.71 / 0.59 at (100, 32, 1, 64), 0.72 / 0.76 at
+    (100, 32, 32, 128), 1.05 / 0.87 at (100, 32, 128, 256), 1.01 / 0.94 at (100, 64, 256, 512); inference 0.19 /
+    0.19, 0.73 / 0.71, 0.85 / 0.76, 0.90 / 0.96, 0.89 / 0.96."""
     return lstm_sequence_kernels() or (None, None)
 
 

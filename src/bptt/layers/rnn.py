@@ -54,9 +54,9 @@ def compiled_loops() -> tuple[Callable | None, Callable | None]:
     or ``(None, None)`` where the passes keep the NumPy loop over steps: without numba, without both NumPy's BLAS
     and SciPy, or with ``BPTT_KERNELS=numpy``. They run at every size and for both nonlinearities. Measured,
     compiled loops over the NumPy loop (``benchmarks/family_loop.py --family rnn``, 2026-12-02, 3 blocks,
-    docs/performance.md), tanh, training step float64 / float32: 0.18 / 0.17 at (T, N, I, H) = (50, 1, 1, 32),
-    0.71 / 0.73 at (100, 32, 1, 64), 0.87 / 0.75 at (100, 32, 32, 128), 0.83 / 0.88 at (100, 32, 128, 256),
-    0.93 / 1.03 at (100, 64, 256, 512); ReLU 0.32 / 0.17, 0.56 / 0.43, 0.71 / 0.69, 0.89 / 0.89, 0.95 / 1.03."""
+    docs/performance.md), float64 / float32, training step, tanh: 0.25 / 0.19 at (T, N, I, H) = (50, 1, 1, 32),
+    0.54 / 0.36 at (100, 32, 1, 64), 0.89 / 0.81 at (100, 32, 32, 128), 0.90 / 0.92 at (100, 32, 128, 256),
+    0.77 / 0.96 at (100, 64, 256, 512); ReLU 0.18 / 0.15, 0.81 / 0.44, 0.82 / 0.83, 0.89 / 0.87, 0.98 / 0.95."""
     return rnn_sequence_kernels() or (None, None)
 
 
