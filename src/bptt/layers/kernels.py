@@ -148,11 +148,8 @@ def _lstm_sequence_backward(dout, x, h, c, gates, tanh_c, inactive, weight_ih, w
                         dc[j, n] = carried[j, n]
         start = t - t % chunk
         row = (t - start) * N
-        for n in range(N):
-            for r in range(G):
-                rows[row + n, r] = d[r, n]
-            for j in range(S):
-                state_rows[row + n, j] = h[t, j, n]
+        _into_rows(d, rows, row)                           # dL/dz_t and h_{t-1}, a row a sequence
+        _into_rows(h[t], state_rows, row)
         if t == start:
             stop = min(start + chunk, T)
             width = (stop - start) * N
@@ -265,6 +262,16 @@ def _rnn_sequence_backward(dout, x, h, weight_ih, weight_hh, inactive, relu, one
             _matmul(chunk_dz, weight_ih, dx[start:stop].reshape(m, I))
 
 
+def _into_rows(block, rows, row):
+    """A step's feature-major ``block`` ``(F, N)`` into the rows ``row .. row + N - 1`` of a chunk buffer ``rows``
+    ``(k N, F)``, one row a sequence: how the backward loops hand a step to their chunk's weight-gradient
+    products. Compiled where a loop calls it (:func:`_register_helpers`)."""
+    F, N = block.shape
+    for n in range(N):
+        for f in range(F):
+            rows[row + n, f] = block[f, n]
+
+
 def _tanh(x):
     """tanh of one value in the compiled loops. numba compiles it to the vectorisable tanh of
     :mod:`bptt.layers._vector_tanh` (within 3 units in the last place of NumPy's), not to the C library's,
@@ -298,11 +305,15 @@ def _compiled(kernel: Callable) -> Callable:
 
 @functools.cache
 def _register_helpers() -> None:
-    """Tell numba what :func:`_tanh` and :func:`_matmul` compile to (once per process)."""
+    """Tell numba what :func:`_tanh` and :func:`_matmul` compile to, and that :func:`_into_rows` compiles as it is
+    (once per process)."""
+    from numba.extending import register_jitable
+
     from bptt.layers import _numpy_blas, _vector_tanh
 
     _vector_tanh.register(_tanh)
     _numpy_blas.register(_matmul)
+    register_jitable(_into_rows)
 
 
 def _numpy_path_asked() -> bool:
@@ -525,12 +536,9 @@ def _gru_sequence_backward(dout, x, h, gates, hidden_n, inactive, weight_ih, wei
                         dh_recurrent[j, n] = through[j, n]
         start = t - t % chunk
         row = (t - start) * N
-        for n in range(N):
-            for g in range(G):
-                rows[row + n, g] = d[g, n]
-            for j in range(H):
-                tail_rows[row + n, j] = dn[j, n]
-                state_rows[row + n, j] = h[t, j, n]
+        _into_rows(d, rows, row)                           # dL/da_t, dL/dX^x_n and h_{t-1}, a row a sequence
+        _into_rows(dn, tail_rows, row)
+        _into_rows(h[t], state_rows, row)
         if t == start:
             stop = min(start + chunk, T)
             width = (stop - start) * N
