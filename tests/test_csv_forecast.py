@@ -107,53 +107,88 @@ def test_a_missing_file_is_named(tmp_path):
 
 @pytest.fixture
 def indexed_csv(tmp_path):
-    """Row k holds k in column ``k`` and 10 k + 1 in the target ``y``: windows and targets read as rows."""
-    k = np.arange(60)
-    return write_csv(tmp_path / "indexed.csv", "k,y", [f"{a},{10 * a + 1}" for a in k])
+    """Row a holds a^2 in column ``k`` (its change, 2a - 1, names the row) and 10 a^2 + 1 in the target ``y`` (the
+    error of persistence h rows back, 10 (2ah - h^2), names the row too)."""
+    a = np.arange(60)
+    return write_csv(tmp_path / "indexed.csv", "k,y", [f"{v * v},{10 * v * v + 1}" for v in a])
+
+
+def rows_of_inputs(task, x):
+    """The row each standardised change of column ``k`` of :func:`indexed_csv` was taken at."""
+    change = x[..., 0] * task.scaling.input_scale[0] + task.scaling.input_offset[0]
+    return (change + 1) / 2
+
+
+def rows_of_targets(task, y):
+    """The row each scaled persistence error of :func:`indexed_csv`'s target is the error of."""
+    h = task.horizon
+    return (y[..., 0] * task.scaling.target_scale / 10 + h * h) / (2 * h)
 
 
 def test_splits_are_contiguous_in_time_order(indexed_csv):
     task = CsvTask(str(indexed_csv), target="y", columns="k", window=5, horizon=2)
     train, validation, test = (task.split_range(s) for s in ("train", "validation", "test"))
-    assert train.start == 5 - 1 + 2 and train.stop == validation.start and validation.stop == test.start
-    assert test.stop == 60 and len(test) == len(validation) == round(0.15 * (60 - 6))
+    assert train.start == 5 + 2 and train.stop == validation.start and validation.stop == test.start
+    assert test.stop == 60 and len(test) == len(validation) == round(0.15 * (60 - 7))
 
 
 def test_training_windows_lie_in_the_training_part_with_targets_horizon_rows_ahead(indexed_csv):
     task = CsvTask(str(indexed_csv), target="y", columns="k", window=5, horizon=3)
     x, y = task.batch(np.random.default_rng(0), 500)
-    rows = x[..., 0] * task.scaling.input_scale[0] + task.scaling.input_offset[0]
-    target_rows = (task.scaling.target(y[..., 0]) - 1) / 10
-    np.testing.assert_allclose(np.diff(rows, axis=0), 1, atol=1e-12)           # consecutive rows
+    rows, target_rows = rows_of_inputs(task, x), rows_of_targets(task, y)
+    np.testing.assert_allclose(np.diff(rows, axis=0), 1, atol=1e-9)            # consecutive rows
     np.testing.assert_allclose(target_rows, rows + 3, atol=1e-9)               # horizon 3 at every step
-    assert rows.min() > -1e-9 and target_rows.max() < task.split_range("validation").start - 1 + 1e-9
+    assert rows.min() > 1 - 1e-9 and target_rows.max() < task.split_range("validation").start - 1 + 1e-9
     assert len(np.unique(np.round(rows[0]))) > 20                              # the starts vary
 
 
 def test_held_out_windows_end_horizon_rows_before_their_scored_target(indexed_csv):
     task = CsvTask(str(indexed_csv), target="y", columns="k", window=4, horizon=2)
     x, y = task.held_out("test")
-    rows = x[..., 0] * task.scaling.input_scale[0] + task.scaling.input_offset[0]
-    test = task.split_range("test")
-    np.testing.assert_allclose(rows[-1], np.arange(test.start, test.stop) - 2, atol=1e-9)
+    test = np.arange(task.split_range("test").start, task.split_range("test").stop)
+    np.testing.assert_allclose(rows_of_inputs(task, x)[-1], test - 2, atol=1e-9)
     assert np.isnan(y[:-1]).all()
-    np.testing.assert_allclose(task.scaling.target(y[-1, :, 0]), 10 * np.arange(test.start, test.stop) + 1)
+    np.testing.assert_allclose(rows_of_targets(task, y[-1:])[0], test, atol=1e-9)
+
+
+def test_the_transformation_is_invertible_and_free_of_the_level(tmp_path):
+    """Baseline + scaled error gives the target back; the inputs' changes sum back to the inputs; adding a
+    constant to every value of the file changes neither what the network reads nor what it is asked for."""
+    rng = np.random.default_rng(3)
+    u = np.cumsum(rng.normal(0.2, 1.0, 80)) + 50
+    v = rng.normal(size=80)
+    first = write_csv(tmp_path / "a.csv", "u,v", [f"{a:.17g},{b:.17g}" for a, b in zip(u, v, strict=True)])
+    shifted = write_csv(tmp_path / "b.csv", "u,v", [f"{a + 1e4:.17g},{b - 7:.17g}" for a, b in zip(u, v, strict=True)])
+    for season in (None, 4):
+        a = CsvTask(str(first), target="u", window=6, horizon=2, season=season)
+        b = CsvTask(str(shifted), target="u", window=6, horizon=2, season=season)
+        z, errors = a.standardised
+        rows = np.arange(a.lag, 80)
+        np.testing.assert_allclose(u[rows - a.lag] + errors[rows] * a.scaling.target_scale, u[rows], rtol=1e-12)
+        recovered = u[0] + np.cumsum(z[1:, 0] * a.scaling.input_scale[0] + a.scaling.input_offset[0])
+        np.testing.assert_allclose(recovered, u[1:], rtol=1e-12)
+        for split in ("validation", "test"):
+            np.testing.assert_allclose(a.held_out(split)[0], b.held_out(split)[0], atol=1e-9)
+            np.testing.assert_allclose(a.held_out(split)[1], b.held_out(split)[1], atol=1e-9)
 
 
 def test_scaling_is_fitted_on_the_training_part_only(tmp_path):
-    values = np.arange(40.0)
-    first = write_csv(tmp_path / "a.csv", "y", [f"{v}" for v in values])
+    values = np.arange(40.0) ** 1.5
+    first = write_csv(tmp_path / "a.csv", "y", [f"{v:.17g}" for v in values])
     changed = values.copy()
     changed[-10:] = 1e6
-    second = write_csv(tmp_path / "b.csv", "y", [f"{v}" for v in changed])
+    second = write_csv(tmp_path / "b.csv", "y", [f"{v:.17g}" for v in changed])
     a, b = CsvTask(str(first), target="y", window=3), CsvTask(str(second), target="y", window=3)
     train_end = a.split_range("validation").start
-    assert a.scaling.target_offset == b.scaling.target_offset == pytest.approx(np.mean(values[:train_end]))
-    assert a.scaling.target_scale == b.scaling.target_scale == pytest.approx(np.std(values[:train_end]))
+    moves = np.diff(values[:train_end])
+    assert a.scaling == b.scaling
+    assert a.scaling.input_offset[0] == pytest.approx(np.mean(moves), rel=1e-12)
+    assert a.scaling.input_scale[0] == pytest.approx(np.std(moves), rel=1e-12)
+    assert a.scaling.target_scale == pytest.approx(np.sqrt(np.mean(moves ** 2)), rel=1e-12)   # persistence's
 
 
 class ConstantModel:
-    """Forecasts the standardised value ``level`` at every step."""
+    """Forecasts the scaled correction ``level`` at every step."""
 
     dtype = np.float64
 
@@ -170,30 +205,59 @@ def test_metrics_against_a_manual_computation(tmp_path):
     metrics = task.metrics(ConstantModel(0.5), task.held_out("test"))
     y = pd.read_csv(path)["y"].to_numpy()
     test = np.arange(task.split_range("test").start, 120)
-    training_part = y[:task.split_range("validation").start]
-    forecast = 0.5 * np.std(training_part) + np.mean(training_part)
-    expected = {"test": forecast - y[test], "baseline": y[test - 2] - y[test], "seasonal": y[test - 12] - y[test]}
+    train = np.arange(12, task.split_range("validation").start)
+    scale = np.sqrt(np.mean((y[train] - y[train - 12]) ** 2))                  # seasonal-naive's training RMS
+    expected = {"test": y[test - 12] + 0.5 * scale - y[test], "baseline": y[test - 2] - y[test],
+                "seasonal": y[test - 12] - y[test], "ets": task.ets().forecasts - y[test]}
     for name, error in expected.items():
         assert metrics[f"{name}_mae"] == pytest.approx(np.mean(np.abs(error)), rel=1e-12)
         assert metrics[f"{name}_rmse"] == pytest.approx(np.sqrt(np.mean(error**2)), rel=1e-12)
     assert metrics["skill"] == pytest.approx(1 - np.mean(expected["test"] ** 2) / np.mean(expected["baseline"] ** 2))
+    assert metrics["ets_spec"] == task.ets().spec
+
+
+@pytest.mark.parametrize("season", [None, 12])
+def test_the_untrained_model_is_the_baseline(season, tmp_path):
+    """The model the task builds forecasts exactly persistence (seasonal-naive with a season) before training."""
+    task = CsvTask(str(series_csv(tmp_path / "s.csv")), target="y", window=6, horizon=3, season=season)
+    model = task.build_model(8, rng=0)
+    forecasts = task.forecast(model, task.held_out("test"))
+    assert task.baseline == ("seasonal-naive" if season else "persistence")        # the better one in training
+    np.testing.assert_array_equal(forecasts["model"], forecasts["seasonal" if season else "persistence"])
+
+
+def test_training_that_does_worse_than_the_baseline_keeps_the_baseline(tmp_path):
+    """fit scores the untrained model (step 0) on the validation split: a run whose every evaluation is worse
+    (a learning rate far too high) keeps it, and forecasts persistence."""
+    from bptt.train.experiment import resolve, run
+
+    options = {"file": str(series_csv(tmp_path / "s.csv")), "target": "y", "window": 6}
+    result = run(resolve("csv", 0, options, steps=3, eval_every=1, lr=1.0, final_lr=1.0))
+    history = result.history
+    assert history.best_step == 0 and min(history.val_loss) > history.best_val_loss
+    assert result.metrics["test_rmse"] == result.metrics["baseline_rmse"]
 
 
 def test_seasonal_naive_is_exact_on_a_periodic_series_whatever_the_horizon(tmp_path):
     path = write_csv(tmp_path / "p.csv", "y", [str(v) for v in [1, 5, 2, 8] * 20])
     for horizon in (1, 3, 4, 6):
         task = CsvTask(str(path), target="y", window=5, horizon=horizon, season=4)
-        assert task.metrics(ConstantModel(0.0), task.held_out("test"))["seasonal_mae"] == 0
+        metrics = task.metrics(ConstantModel(0.0), task.held_out("test"))
+        assert metrics["seasonal_mae"] == metrics["test_mae"] == 0
 
 
 TASK_ERRORS = {
     "no file": ({"target": "y"}, "expected a file and a target column .*--file F --target COL"),
-    "fewer rows than window + horizon": ({"window": 50, "horizon": 20},
-                                         r"expected at least window \+ horizon = 50 \+ 20 = 70 rows, got 60"),
+    "fewer rows than window + horizon": ({"window": 50, "horizon": 10},
+                                         r"expected more than window \+ horizon = 50 \+ 10 = 60 rows \(a window of "
+                                         r"changes needs the row before it\), got 60"),
     "too few rows for the splits": ({"window": 55, "horizon": 3},
                                     "expected rows for a window of 55, the horizon 3 and at least one training, "
-                                    "validation and test target, got 60 rows: 3 training, 0 validation and 0 test"),
-    "season too long": ({"season": 56}, "expected a season whose last observed value precedes the first test target"),
+                                    "validation and test target, got 60 rows: 2 training, 0 validation and 0 test"),
+    "season too long": ({"season": 60}, r"expected more than 84 rows \(a window of 24 changes, the first reaching a "
+                                        r"season of 60 rows back, then the horizon 1\), got 60"),
+    "season too long for the splits": ({"season": 53, "window": 5},
+                                       "the horizon 1, the season 53 and at least one training"),
     "bad fill": ({"fill": "mean"}, "expected fill to be one of ffill, interpolate, got 'mean'"),
 }
 
@@ -222,12 +286,14 @@ def test_train_csv_writes_the_forecast_figure_and_the_json_summary(tmp_path, cap
                              "--window", 12, "--season", 12, "--steps", 4, "--eval-every", 2, "--hidden-size", 4,
                              "--out", tmp_path / "run", "--json")
     assert code == 0, err
-    assert "inputs x, y | target y, 1 row ahead of a 12-row window" in out
+    assert ("inputs x, y (changes; y over the season) | target y, 1 row ahead of a 12-row window, as a correction to "
+            "seasonal-naive (season 12)") in out
     summary = json.loads(out.strip().splitlines()[-1])
-    keys = {"test_mae", "test_rmse", "baseline_mae", "baseline_rmse", "seasonal_mae", "seasonal_rmse", "seconds",
-            "steps", "seed", "checkpoint"}
+    keys = {"test_mae", "test_rmse", "baseline_mae", "baseline_rmse", "seasonal_mae", "seasonal_rmse", "ets_mae",
+            "ets_rmse", "ets_spec", "seconds", "steps", "seed", "checkpoint"}
     assert keys <= set(summary) and summary["steps"] == 4
-    assert summary["forecast"]["columns"] == ["x", "y"] and len(summary["forecast"]["input_scale"]) == 2
+    assert summary["forecast"]["columns"] == ["x", "y"] and len(summary["forecast"]["input_scale"]) == 3
+    assert summary["forecast"]["representation"] == "change" and summary["forecast"]["season"] == 12
     assert (tmp_path / "run" / "forecast.png").stat().st_size > 0
 
 
@@ -244,7 +310,7 @@ def test_predict_round_trip_gives_the_test_metrics_and_the_rows_after_the_end(ti
     assert code == 0, err
     table = pd.read_csv(tmp_path / "run" / "forecasts.csv")
     assert list(table.columns) == ["row", *(["date"] if time else []), "y_forecast", "y"]
-    assert list(table["row"]) == list(range(8 + 2, 120 + 3))                # from the first whole window on
+    assert list(table["row"]) == list(range(8 + 2 + 1, 120 + 3))            # from the first whole window on
     assert table["y"].isna().sum() == 2 and table["y"].iloc[:-2].notna().all()
     if time:
         assert list(table["date"].iloc[-3:]) == ["2009-12-31", "2010-01-31", "2010-02-28"]
@@ -266,6 +332,22 @@ def test_predict_refuses_a_file_whose_columns_were_renamed_naming_them(tmp_path,
     assert code == 2
     assert "expected the columns the model was trained on ('x', 'y', 'date'), but" in err
     assert "lacks 'x'; it has 'x_new', which the model does not know: renamed?" in err
+
+
+def test_predict_refuses_a_level_forecaster_of_an_earlier_version(tmp_path, capsys):
+    from bptt.interop.io import load_arrays
+    from bptt.interop.serialization import load, save
+
+    path = series_csv(tmp_path / "s.csv")
+    assert run_cli(capsys, "train", "csv", "--file", path, "--target", "y", "--steps", 2, "--eval-every", 1,
+                   "--hidden-size", 4, "--window", 6, "--out", tmp_path / "run")[0] == 0
+    checkpoint = tmp_path / "run" / "model.safetensors"
+    metadata = load_arrays(checkpoint)[1]
+    settings = {k: v for k, v in metadata["forecast"].items() if k not in ("representation", "lag", "season")}
+    kept = {k: v for k, v in metadata.items() if k not in ("format", "class", "config")}
+    save(load(checkpoint), tmp_path / "old.safetensors", {**kept, "forecast": settings})
+    code, out, err = run_cli(capsys, "predict", tmp_path / "old.safetensors", "--file", path)
+    assert code == 2 and "expected a forecaster that corrects a baseline, got one that forecasts levels" in err
 
 
 def test_predict_refuses_a_checkpoint_of_another_task(tmp_path, capsys):

@@ -335,8 +335,8 @@ def _train_in(out: Path, args: argparse.Namespace, experiment: Experiment, resum
     except TrainingInterrupted as interrupted:
         history = saved[0].history
         _write_metrics(out / "metrics.jsonl", history)
-        best = (f" and the best weights (step {history.best_step}) in {checkpoint}" if history.best_step
-                else "; no evaluation yet, so no weights were kept")
+        best = (f" and the best weights (step {history.best_step}) in {checkpoint}"
+                if history.best_step is not None else "; no evaluation yet, so no weights were kept")
         print(f"bptt train: stopped by {stop.name} after step {interrupted.step} of {experiment.config.steps}; "
               f"saved the train state in {train_state}{best}.\nresume with: bptt train {args.task} --out {out} "
               "--resume", file=sys.stderr)
@@ -349,7 +349,7 @@ def _train_in(out: Path, args: argparse.Namespace, experiment: Experiment, resum
     console.print(f"kept the weights of step {history.best_step} (best validation loss "
                   f"{history.best_val_loss:.3e}){stopped}; {len(history.step)} steps, {len(history.step) - done} "
                   f"of them in this run's {result.seconds:.1f} s")
-    console.print("test: " + " | ".join(f"{k} {v if isinstance(v, int) else f'{v:.4g}'}"
+    console.print("test: " + " | ".join(f"{k} {v if isinstance(v, (int, str)) else f'{v:.4g}'}"
                                         for k, v in result.metrics.items()))
     console.print(f"saved {checkpoint}, {train_state}, {out / 'metrics.jsonl'}, " + ", ".join(map(str, figures)))
     if args.json:

@@ -92,8 +92,9 @@ def _csv_figures(result, out: Path) -> list[Path]:
     forecasts = task.forecast(result.model, result.test_data)
     time = task.time_of(forecasts.pop("row"))
     ahead = f"{task.horizon} row{'s' if task.horizon > 1 else ''} ahead"
+    seasonal = f", seasonal-naive {metrics['seasonal_rmse']:.4g}" if "seasonal_rmse" in metrics else ""
     title = (f"{task.target}, {ahead}: test RMSE {metrics['test_rmse']:.4g} (persistence "
-             f"{metrics['baseline_rmse']:.4g})")
+             f"{metrics['baseline_rmse']:.4g}{seasonal}, ETS {metrics['ets_rmse']:.4g})")
     return [_figure(out / "forecast.png",
                     lambda ax: plots.plot_forecast(time, forecasts, ax, target=task.target,
                                                    xlabel=task.time_column or "row"),

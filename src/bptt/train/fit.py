@@ -317,6 +317,9 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
         should_stop: Callable[[], bool] | None = None) -> History:
     """Train ``model`` on ``task`` in place and leave it with the weights of its best validation loss.
 
+    A task whose ``untrained_is_baseline`` is true has its untrained model scored on the validation split
+    first (step 0): it is kept unless an evaluation does better.
+
     Deterministic for a given ``seed``: batches, the validation set and the test set come from separate
     streams of it (:func:`data_streams`), so held-out data is never trained on. ``on_step(step, history)``
     is called after every step (after the evaluation, on evaluation steps); ``on_best(step, history)`` when
@@ -350,6 +353,13 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
             generator.bit_generator.state = resume.rngs[name]
         history, best_state = _copy_history(resume.history), resume.best_params
         evaluations_without_gain, done = resume.evaluations_without_gain, resume.step
+
+    if resume is None and getattr(task, "untrained_is_baseline", False):
+        # The untrained model is a forecast worth keeping (the csv task's baseline): it is the first candidate.
+        history.best_step, history.best_val_loss = 0, task.loss(model(x_val), y_val)[0]
+        best_state = model.state_dict()
+        if on_best is not None:
+            on_best(0, history)
 
     def snapshot(step: int) -> TrainState:
         return TrainState(config, seed, step, model.state_dict(), optimizer.state_dict(),

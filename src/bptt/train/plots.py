@@ -56,13 +56,14 @@ def plot_series(truth: np.ndarray, pred: np.ndarray, ax, *, unscored: int = 0, f
 
 def plot_forecast(time: np.ndarray, forecasts: dict[str, np.ndarray], ax, *, target: str, xlabel: str):
     """Held-out forecasts against the actual series: ``forecasts`` maps ``"actual"``, ``"model"`` and any
-    baselines (``"persistence"``, ``"seasonal"``) to values at the points ``time``."""
+    baselines and peers (``"persistence"``, ``"seasonal"``, ``"ets"``) to values at the points ``time``."""
     ax.plot(time, forecasts["actual"], "k-", lw=1.5, label="actual")
     ax.plot(time, forecasts["model"], "-", color="tab:orange", lw=1.5, label="model")
-    styles = {"persistence": ("0.45", "--"), "seasonal": ("tab:blue", ":")}
-    for name, (color, style) in styles.items():
+    styles = {"persistence": ("0.45", "--", "persistence (baseline)"), "seasonal": ("tab:blue", ":", "seasonal-naive"),
+              "ets": ("tab:green", "-.", "ETS (statsmodels)")}
+    for name, (color, style, label) in styles.items():
         if name in forecasts:
-            ax.plot(time, forecasts[name], style, color=color, lw=1.0, label=f"{name} (baseline)")
+            ax.plot(time, forecasts[name], style, color=color, lw=1.0, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(target)
     ax.grid(True, alpha=0.3)

@@ -1,9 +1,11 @@
 """``bptt predict``: a forecaster trained by ``bptt train csv`` applied to a new CSV file of the same columns.
 
 :class:`Forecaster` rebuilds the model and what the checkpoint stores beside it (input columns, target, time
-column, window, horizon, gap filling, the training part's scaling, :mod:`bptt.train.tasks.csv_forecast`);
-:meth:`Forecaster.forecast_file` forecasts every row that a whole window of the file precedes by the horizon,
-including the ``horizon`` rows after the file's end. pandas is imported when a file is read.
+column, window, horizon, season, gap filling, the training part's scaling,
+:mod:`bptt.train.tasks.csv_forecast`); :meth:`Forecaster.forecast_file` forecasts every row that a whole window
+of the file's changes precedes by the horizon, including the ``horizon`` rows after the file's end, exactly as
+the run did: the baseline (persistence, or seasonal-naive) plus the model's correction. pandas is imported
+when a file is read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import numpy as np
 from bptt.interop.io import load_arrays
 from bptt.interop.serialization import load
 from bptt.layers.module import Module
-from bptt.train.tasks.csv_forecast import Scaling, last_step_forecasts, windows
+from bptt.train.tasks.csv_forecast import (
+    REPRESENTATION,
+    Scaling,
+    input_changes,
+    last_step_forecasts,
+    windows,
+)
 from bptt.train.tasks.series_file import import_pandas, read_series_file
 
 
@@ -45,6 +53,8 @@ class Forecaster:
     time_column: str | None
     window: int
     horizon: int
+    season: int | None
+    lag: int
     fill: str | None
     scaling: Scaling
 
@@ -58,9 +68,14 @@ class Forecaster:
         if metadata.get("task") != "csv" or not isinstance(settings, dict):
             raise ValueError(f"expected a checkpoint of bptt train csv (with its columns and scaling), got one of "
                              f"task {metadata.get('task')!r} in {os.fspath(path)!r}.")
+        if settings.get("representation") != REPRESENTATION:
+            raise ValueError(f"expected a forecaster that corrects a baseline, got one that forecasts levels in "
+                             f"{os.fspath(path)!r}: it was trained by an earlier bptt. Train it again with bptt train "
+                             "csv.")
+        season = settings["season"]
         return cls(model, tuple(settings["columns"]), settings["target"], settings["time_column"],
-                   int(settings["window"]), int(settings["horizon"]), settings["fill"],
-                   Scaling.from_metadata(settings))
+                   int(settings["window"]), int(settings["horizon"]), None if season is None else int(season),
+                   int(settings["lag"]), settings["fill"], Scaling.from_metadata(settings))
 
     def _check_header(self, path: str) -> None:
         """Refuse a file that lacks a column the model reads, naming it and the file's unknown columns."""
@@ -68,10 +83,10 @@ class Forecaster:
         if not os.path.isfile(path):
             raise ValueError(f"expected a CSV file at {path!r}, found none.")
         header = list(pd.read_csv(path, nrows=0).columns)
-        needed = [*self.columns, *([self.time_column] if self.time_column else [])]
+        needed = [*dict.fromkeys([*self.columns, self.target]), *([self.time_column] if self.time_column else [])]
         missing = [name for name in needed if name not in header]
         if missing:
-            unknown = [name for name in header if name not in needed and name != self.target]
+            unknown = [name for name in header if name not in needed]
             renamed = (f"; it has {', '.join(map(repr, unknown))}, which the model does not know: renamed?"
                        if unknown else "")
             raise ValueError(f"expected the columns the model was trained on ({', '.join(map(repr, needed))}), but "
@@ -80,27 +95,35 @@ class Forecaster:
     def forecast_file(self, path: str | os.PathLike, *, fill: str | None = None):
         """A pandas DataFrame with a row per forecast: ``row`` (the row forecast, from 1; rows past the file's
         end continue the count), the time column (extended past the end when evenly spaced),
-        ``<target>_forecast``, and ``<target>``, the actual value where the file has it. ``fill``: how to fill
-        gaps (default: as in training)."""
+        ``<target>_forecast``, and ``<target>``, the actual value where the file has it. The target column must
+        be filled up to the rows the forecasts start from (the baseline reads it); it may be empty after them.
+        ``fill``: how to fill gaps (default: as in training)."""
         pd = import_pandas()
         path = os.fspath(path)
         self._check_header(path)
         data = read_series_file(path, columns=self.columns, target=self.target, target_required=False,
                                 time_column=self.time_column, fill=fill or self.fill)
         n = data.rows
-        if n < self.window:
-            raise ValueError(f"expected at least a window of {self.window} rows in {path!r}, got {n}.")
-        ends = np.arange(self.window - 1, n)
-        x = windows(self.scaling.inputs(data.values), ends, self.window).astype(self.model.dtype)
+        first = max((self.season or 1) + self.window - 1, self.lag - self.horizon)  # the first forecast's origin
+        if n <= first:
+            raise ValueError(f"expected more than {first} rows in {path!r} (a window of {self.window} changes"
+                             f"{f' and a season of {self.season} rows' if self.season else ''}), got {n}.")
+        target = np.full(n + self.horizon, np.nan)
+        if data.target is not None:
+            target[:n] = data.target
+        ends = np.arange(first, n)
         rows = ends + self.horizon
+        baseline = target[rows - self.lag]
+        if np.isnan(baseline).any():
+            row = rows[np.isnan(baseline)][0] - self.lag + 1
+            raise ValueError(f"expected the target column {self.target!r} of {path!r} filled where the forecasts "
+                             f"read it, got an empty cell at row {row}.")
+        moves = input_changes(data.values, target[:n], self.season)
+        x = windows(self.scaling.inputs(moves), ends, self.window).astype(self.model.dtype)
         table = {"row": rows + 1}
         if data.time is not None:
             time = pd.concat([data.time, _following_times(data.time, self.horizon)], ignore_index=True)
             table[self.time_column] = time.iloc[rows].to_numpy()
-        table[f"{self.target}_forecast"] = last_step_forecasts(self.model, x, self.scaling)
-        actual = np.full(len(rows), np.nan)
-        if data.target is not None:
-            inside = rows < n
-            actual[inside] = data.target[rows[inside]]
-        table[self.target] = actual
+        table[f"{self.target}_forecast"] = last_step_forecasts(self.model, x, self.scaling, baseline)
+        table[self.target] = target[rows]
         return pd.DataFrame(table)

@@ -1,27 +1,44 @@
 r"""Forecasting a column of the user's own CSV file, ``horizon`` rows ahead, from windows of ``window`` rows.
 
 The file is read and checked by :func:`~bptt.train.tasks.series_file.read_series_file` (pandas). With
-:math:`W` the window and :math:`H` the horizon, the model reads the input columns of rows
+:math:`W` the window and :math:`H` the horizon, the model reads the input columns' changes over rows
 :math:`t-W+1 \ldots t` and, at every step :math:`s` of the window, forecasts the target at row :math:`s+H`.
 
-**Splits** are contiguous and in time order. Row :math:`r` is a *target* when a whole window ends at
-:math:`r - H`, i.e. :math:`r \ge W - 1 + H`; the last 15% of the targets form the test split, the 15% before
-them the validation split (``test_fraction``, ``validation_fraction``), and every row before the first
-validation target is the *training part*.
+**A model that has learned nothing is the baseline.** The network never forecasts the target's level. It
+forecasts the *correction* to a baseline that needs no training:
 
-**Scaling.** Each input column and the target are standardised, :math:`z = (u - \mu) / \sigma`, with the mean
-and standard deviation of the training part alone, so that nothing of the later rows leaks into training;
-:class:`Scaling` keeps them, and the checkpoint stores them for ``bptt predict``.
+.. math::
+
+    \hat u_{s+H} = b_{s+H} + \sigma_e\, f(\text{window}), \qquad b_r = u_{r-\ell},
+
+where :math:`b` is persistence (:math:`\ell = H`: the last value the window shows) or, with ``season``
+:math:`S`, the seasonal-naive forecast (:math:`\ell = S \lceil H / S \rceil`: the same season, last observed),
+:math:`f` is the network's output and :math:`\sigma_e` the root mean square of the baseline's error
+:math:`e_r = u_r - b_r` over the training targets. The network's head starts at zero, so the untrained model
+*is* the baseline, and :func:`bptt.train.fit.fit` keeps it unless training beats it on the validation split
+(:attr:`CsvTask.untrained_is_baseline`); a loss of 1 is the baseline's, below 1 beats it.
+
+**Inputs are free of the level.** Each input column enters as its change from the row before,
+:math:`\Delta u_t = u_t - u_{t-1}`, standardised with the mean and standard deviation of the changes over the
+training part. A series that trends out of the range it was trained on (prices, indices, GDP) therefore
+shows the network the same kind of numbers as in training. :class:`Scaling` keeps the statistics, and the
+checkpoint stores them for ``bptt predict``.
+
+**Splits** are contiguous and in time order. Row :math:`r` is a *target* when a whole window of changes ends
+at :math:`r - H` (so :math:`r \ge W + H`) and its baseline exists (:math:`r \ge \ell`); the last 15% of the
+targets form the test split, the 15% before them the validation split (``test_fraction``,
+``validation_fraction``), and every row before the first validation target is the *training part*.
 
 - **Training batches** are random windows lying wholly, targets included, inside the training part; every
-  step is scored (the MSE of the standardised target).
+  step whose baseline exists is scored (the MSE of :math:`e / \sigma_e`).
 - **Validation and test sets** hold one window per target of the split, ending :math:`H` rows before it; only
   its last step (the forecast made with a full window of context) is scored: the other targets are NaN.
 
 :meth:`CsvTask.metrics` reports, in the target's own units, the MAE and RMSE of the model on the test targets
-beside those of persistence (the target's last value in the window, :math:`\hat u_r = u_{r-H}`) and, with
-``season`` :math:`S`, of the seasonal-naive forecast (:math:`\hat u_r = u_{r - kS}`, :math:`k = \lceil H / S
-\rceil`: the same season, last observed); and the skill :math:`1 - \mathrm{MSE} / \mathrm{MSE}_\mathrm{persistence}`.
+beside those of persistence (:math:`\hat u_r = u_{r-H}`), with ``season`` of the seasonal-naive forecast, and
+of statsmodels' exponential smoothing (:func:`~bptt.train.tasks.ets.ets_forecasts`: the ETS variant of lowest
+AIC fitted on the rows before the test split); and the skill :math:`1 - \mathrm{MSE} /
+\mathrm{MSE}_\mathrm{persistence}`.
 """
 
 from __future__ import annotations
@@ -34,40 +51,79 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt._validation import check_dtype, check_positive_int, check_shape
+from bptt.layers.models import SequenceRegressor
 from bptt.train.tasks._common import check_split, masked_mse
 from bptt.train.tasks.series_file import FILLS, SeriesFile, read_series_file
 
+REPRESENTATION = "change"
+"""How a checkpoint's forecaster reads and writes the series (stored in its metadata): input changes in, the
+correction to the baseline out. Checkpoints of the earlier level forecaster lack it and are refused."""
+
+
+def baseline_lag(horizon: int, season: int | None) -> int:
+    """How many rows back the baseline looks: the horizon (persistence), or with ``season`` the whole seasons
+    that cover it (seasonal-naive)."""
+    return horizon if season is None else season * math.ceil(horizon / season)
+
+
+def changes(values: NDArray, lag: int = 1) -> NDArray:
+    """Changes of ``values (n, C)`` over ``lag`` rows: row ``t`` holds ``values[t] - values[t - lag]``, the first
+    ``lag`` rows NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.concatenate([np.full((lag, values.shape[1]), np.nan), values[lag:] - values[:-lag]])
+
+
+def input_changes(values: NDArray, target: NDArray, season: int | None) -> NDArray:
+    """What the network reads at each row, before scaling: the change of every input column ``values (n, C)``
+    from the row before and, with ``season`` :math:`S`, the target's change over the last season,
+    :math:`u_t - u_{t-S}` (``(n, C + 1)``); NaN where a row has no row that far back."""
+    moves = changes(values)
+    if season is None:
+        return moves
+    return np.concatenate([moves, changes(np.asarray(target, dtype=np.float64)[:, None], season)], axis=1)
+
+
+def baseline_errors(target: NDArray, lag: int) -> NDArray:
+    """``e_r = u_r - u_{r - lag}`` for every row of ``target (n,)``; NaN for the first ``lag`` rows."""
+    errors = np.full(len(target), np.nan)
+    errors[lag:] = target[lag:] - target[:-lag]
+    return errors
+
 
 class Scaling(NamedTuple):
-    """The training part's means and standard deviations: ``input_offset``/``input_scale`` ``(C,)`` of the input
-    columns, ``target_offset``/``target_scale`` of the target."""
+    """The training part's statistics: ``input_offset``/``input_scale`` ``(C,)``, the mean and standard deviation
+    of each change the network reads (:func:`input_changes`); ``target_scale``, the root mean square of the
+    baseline's errors over the training targets (the unit of the network's output)."""
 
     input_offset: NDArray
     input_scale: NDArray
-    target_offset: float
     target_scale: float
 
-    def inputs(self, values: NDArray) -> NDArray:
-        """Standardised input columns ``(n, C)``."""
-        return (values - self.input_offset) / self.input_scale
+    @classmethod
+    def fit(cls, moves: NDArray, errors: NDArray) -> Scaling:
+        """From the training part's input changes ``(n, C)`` and baseline errors ``(n,)`` (NaN where a row has
+        none). A statistic that is zero (a column that moves by the same amount every row, a baseline that is
+        exact in training) scales by 1 instead."""
+        offset, scale = np.nanmean(moves, axis=0), np.nanstd(moves, axis=0)
+        target_scale = float(np.sqrt(np.nanmean(errors ** 2)))
+        return cls(offset, np.where(scale > 0, scale, 1.0), target_scale if target_scale > 0 else 1.0)
 
-    def standardise_target(self, values: NDArray) -> NDArray:
-        """Target values standardised."""
-        return (values - self.target_offset) / self.target_scale
+    def inputs(self, moves: NDArray) -> NDArray:
+        """The input changes ``(n, C)`` (:func:`input_changes`) standardised."""
+        return (moves - self.input_offset) / self.input_scale
 
-    def target(self, z: NDArray) -> NDArray:
-        """Standardised target values back in the target's own units."""
-        return z * self.target_scale + self.target_offset
+    def correction(self, z: NDArray) -> NDArray:
+        """The network's output in the target's own units: what it adds to the baseline."""
+        return z * self.target_scale
 
     def to_metadata(self) -> dict[str, Any]:
         return {"input_offset": self.input_offset.tolist(), "input_scale": self.input_scale.tolist(),
-                "target_offset": self.target_offset, "target_scale": self.target_scale}
+                "target_scale": self.target_scale}
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> Scaling:
         return cls(np.asarray(metadata["input_offset"], dtype=np.float64),
-                   np.asarray(metadata["input_scale"], dtype=np.float64),
-                   float(metadata["target_offset"]), float(metadata["target_scale"]))
+                   np.asarray(metadata["input_scale"], dtype=np.float64), float(metadata["target_scale"]))
 
 
 def windows(z: NDArray, ends: NDArray, window: int) -> NDArray:
@@ -75,11 +131,18 @@ def windows(z: NDArray, ends: NDArray, window: int) -> NDArray:
     return z[ends[None, :] + np.arange(1 - window, 1)[:, None]]
 
 
-def last_step_forecasts(model, x: NDArray, scaling: Scaling, chunk: int = 4096) -> NDArray:
-    """The model's forecast at the last step of each window of ``x (W, M, C)``, in the target's units ``(M,)``;
-    ``chunk`` windows at a time."""
+def last_step_forecasts(model, x: NDArray, scaling: Scaling, baseline: NDArray, chunk: int = 4096) -> NDArray:
+    """The forecasts made at the last step of each window of ``x (W, M, C)``, in the target's units ``(M,)``: the
+    ``baseline (M,)`` plus the model's correction; ``chunk`` windows at a time."""
     parts = [model(x[:, k:k + chunk])[-1, :, 0] for k in range(0, x.shape[1], chunk)]
-    return scaling.target(np.concatenate(parts).astype(np.float64))
+    return baseline + scaling.correction(np.concatenate(parts).astype(np.float64))
+
+
+def zero_head(model: SequenceRegressor) -> SequenceRegressor:
+    """``model`` with its dense head's weights and bias set to zero, so that its output is zero (in place)."""
+    for value in model.head.params.values():
+        value[...] = 0
+    return model
 
 
 def _defaults() -> dict[str, object]:
@@ -96,9 +159,10 @@ class CsvTask:
     """Forecasts of the ``target`` column of the CSV ``file``, ``horizon`` rows ahead, from windows of ``window``
     rows of the input ``columns`` (comma-separated; default: every numeric column but ``time_column``).
 
-    Shapes: ``x (window, N, C)`` standardised inputs; ``y (window, N, 1)`` the standardised target ``horizon``
-    rows after each step, NaN where a held-out step is not scored. ``fill`` (``"ffill"`` or
-    ``"interpolate"``) fills gaps, which are refused without it; ``season`` adds the seasonal-naive baseline.
+    Shapes: ``x (window, N, C)`` the input columns' standardised changes; ``y (window, N, 1)`` the baseline's
+    error ``horizon`` rows after each step over its training RMS, NaN where a step is not scored. ``fill``
+    (``"ffill"`` or ``"interpolate"``) fills gaps, which are refused without it; ``season`` makes the baseline
+    seasonal-naive instead of persistence.
 
     Examples
     --------
@@ -109,7 +173,7 @@ class CsvTask:
     >>> task.name, task.input_size, task.output_size, task.columns_used
     ('csv', 1, 1, ('u',))
     >>> [len(task.split_range(split)) for split in ("train", "validation", "test")]
-    [62, 14, 14]
+    [63, 13, 13]
     """
 
     file: str | None = None
@@ -126,10 +190,17 @@ class CsvTask:
     output_size: int = field(default=1, init=False)
     defaults: dict[str, object] = field(default_factory=_defaults, compare=False, repr=False)
     goals: ClassVar[dict] = {"skill": (">", 0.0)}
+    untrained_is_baseline: ClassVar[bool] = True
+    """The model :meth:`build_model` returns forecasts the baseline until it is trained: :func:`~bptt.train.fit.fit`
+    scores it before the first step and keeps it unless training does better on the validation split."""
     data: SeriesFile = field(init=False, compare=False, repr=False)
     standardised: tuple[NDArray, NDArray] = field(init=False, compare=False, repr=False)
-    """The input columns ``(n, C)`` and the target ``(n,)`` standardised by :attr:`scaling`, float64, made once."""
+    """The inputs' standardised changes ``(n, C)`` and the baseline's errors over their scale ``(n,)``, float64,
+    made once (NaN where a row has no change or no baseline)."""
     scaling: Scaling = field(init=False, compare=False, repr=False)
+    lag: int = field(init=False, compare=False, repr=False)
+    """How many rows back the baseline looks: the horizon (persistence) or whole seasons (seasonal-naive)."""
+    _peers: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.file is None or self.target is None:
@@ -149,46 +220,76 @@ class CsvTask:
         object.__setattr__(self, "data", data)
         train_end = self._bounds()[0]
         self._check_variation(train_end)
-        part = slice(0, train_end)
-        object.__setattr__(self, "scaling", Scaling(data.values[part].mean(axis=0), data.values[part].std(axis=0),
-                                                    float(data.target[part].mean()), float(data.target[part].std())))
-        standardised = (self.scaling.inputs(data.values), self.scaling.standardise_target(data.target))
+        object.__setattr__(self, "lag", self._choose_baseline(train_end))
+        errors, moves = baseline_errors(data.target, self.lag), input_changes(data.values, data.target, self.season)
+        object.__setattr__(self, "scaling", Scaling.fit(moves[:train_end], errors[:train_end]))
+        standardised = (self.scaling.inputs(moves), errors / self.scaling.target_scale)
         object.__setattr__(self, "standardised", standardised)
-        if self.season is not None:
-            self._check_season()
 
     # ----- the data ------------------------------------------------------------------------------------
 
     @property
     def input_size(self) -> int:
-        return len(self.data.columns)
+        """One change per input column, and with ``season`` the target's change over the season."""
+        return len(self.data.columns) + (self.season is not None)
 
     @property
     def columns_used(self) -> tuple[str, ...]:
         """The input columns, in file order (``columns`` as given, or every numeric one)."""
         return self.data.columns
 
+    @property
+    def baseline(self) -> str:
+        """The forecast the model corrects: ``"persistence"`` or ``"seasonal-naive"`` (:attr:`lag`)."""
+        return "persistence" if self.lag == self.horizon else "seasonal-naive"
+
+    def _choose_baseline(self, train_end: int) -> int:
+        """The lag of the baseline: persistence's, or with ``season`` the one of persistence and seasonal-naive
+        whose error over the training targets is smaller (a quarterly series with a weak season and a strong
+        trend is forecast better by its last value than by last year's)."""
+        seasonal = baseline_lag(self.horizon, self.season)
+        if seasonal == self.horizon:
+            return seasonal
+        rows = np.arange(self.first_target, train_end)
+        target = self.data.target
+        mse = {lag: np.mean((target[rows] - target[rows - lag]) ** 2) for lag in (seasonal, self.horizon)}
+        return min(mse, key=mse.get)
+
+    @property
+    def first_window_end(self) -> int:
+        """The first row (from 0) a whole window of changes ends at: every change of the window reaches back one
+        row, or with ``season`` a season."""
+        return (1 if self.season is None else self.season) + self.window - 1
+
+    @property
+    def first_target(self) -> int:
+        """The first row (from 0) with a whole window of changes ``horizon`` rows before it and a baseline."""
+        return max(self.first_window_end + self.horizon, baseline_lag(self.horizon, self.season))
+
     def _bounds(self) -> tuple[int, int, int]:
         """``(first validation target, first test target, rows)``: the training part is the rows before the
         first."""
-        n, first_target = self.data.rows, self.window - 1 + self.horizon
-        where = f"{self.file!r}"
-        if n < self.window + self.horizon:
-            raise ValueError(f"{where}: expected at least window + horizon = {self.window} + {self.horizon} = "
-                             f"{self.window + self.horizon} rows, got {n}. Use a shorter --window or --horizon, or "
-                             "a longer file.")
+        n, first_target = self.data.rows, self.first_target
+        where, season = f"{self.file!r}", f", the season {self.season}" if self.season is not None else ""
+        if n <= first_target:
+            needs = (f"window + horizon = {self.window} + {self.horizon} = {first_target} rows (a window of changes "
+                     "needs the row before it)" if self.season is None else
+                     f"{first_target} rows (a window of {self.window} changes, the first reaching a season of "
+                     f"{self.season} rows back, then the horizon {self.horizon})")
+            raise ValueError(f"{where}: expected more than {needs}, got {n}. Use a shorter --window, --horizon or "
+                             "--season, or a longer file.")
         targets = n - first_target
         n_test, n_validation = round(targets * self.test_fraction), round(targets * self.validation_fraction)
         train_end = n - n_test - n_validation
         if min(n_test, n_validation) < 1 or train_end <= first_target:
-            raise ValueError(f"{where}: expected rows for a window of {self.window}, the horizon {self.horizon} "
-                             f"and at least one training, validation and test target, got {n} rows: "
+            raise ValueError(f"{where}: expected rows for a window of {self.window}, the horizon {self.horizon}"
+                             f"{season} and at least one training, validation and test target, got {n} rows: "
                              f"{max(train_end - first_target, 0)} training, {n_validation} validation and {n_test} "
-                             "test targets. Use a shorter --window or --horizon, or a longer file.")
+                             "test targets. Use a shorter --window, --horizon or --season, or a longer file.")
         return train_end, n - n_test, n
 
     def _check_variation(self, train_end: int) -> None:
-        """Refuse a column that is constant over the training part: it cannot be standardised."""
+        """Refuse a column that is constant over the training part: it carries nothing to learn from."""
         named = [*zip(self.data.columns, self.data.values.T, strict=True), (self.target, self.data.target)]
         for name, values in named:
             if np.ptp(values[:train_end]) == 0:
@@ -196,31 +297,24 @@ class CsvTask:
                                  f"{train_end} rows of the training part (rows 1-{train_end}): it carries nothing "
                                  "to learn from and cannot be standardised. Leave it out with --columns.")
 
-    def _check_season(self) -> None:
-        first_test = self.split_range("test").start
-        lag = self.season * math.ceil(self.horizon / self.season)
-        if lag > first_test:
-            raise ValueError(f"CsvTask: expected a season whose last observed value precedes the first test "
-                             f"target (row {first_test + 1}), got season {self.season}, which looks {lag} rows "
-                             "back. Use a shorter --season.")
-
     def split_range(self, split: str) -> range:
         """The row indices (from 0) of the targets of ``"train"``, ``"validation"`` or ``"test"``."""
         train_end, test_start, n = self._bounds()
         if split == "train":
-            return range(self.window - 1 + self.horizon, train_end)
+            return range(self.first_target, train_end)
         check_split("CsvTask.split_range", split)
         return range(train_end, test_start) if split == "validation" else range(test_start, n)
 
     def batch(self, rng: np.random.Generator, size: int, dtype: object = np.float64) -> tuple[NDArray, NDArray]:
-        """``size`` random windows of the training part and the targets ``horizon`` rows after each step."""
+        """``size`` random windows of the training part and the scaled baseline errors ``horizon`` rows after
+        each step (NaN where a row has no baseline)."""
         size = check_positive_int("CsvTask.batch", "size", size)
         dtype = check_dtype("CsvTask.batch", dtype)
-        z, target = self.standardised
+        z, errors = self.standardised
         train_end = self._bounds()[0]
-        ends = rng.integers(self.window - 1, train_end - self.horizon, size=size)   # ends + horizon < train_end
+        ends = rng.integers(self.first_window_end, train_end - self.horizon, size=size)  # + horizon < train_end
         x = windows(z, ends, self.window)
-        y = windows(target[:, None], ends + self.horizon, self.window)
+        y = windows(errors[:, None], ends + self.horizon, self.window)
         return x.astype(dtype), y.astype(dtype)
 
     def held_out(self, split: str, rng: np.random.Generator | None = None,
@@ -229,46 +323,70 @@ class CsvTask:
         last step is scored. ``rng`` is unused (the split is fixed)."""
         check_split("CsvTask.held_out", split)
         dtype = check_dtype("CsvTask.held_out", dtype)
-        z, target = self.standardised
+        z, errors = self.standardised
         rows = np.arange(self.split_range(split).start, self.split_range(split).stop)
         y = np.full((self.window, len(rows), 1), np.nan, dtype=dtype)
-        y[-1, :, 0] = target[rows]
+        y[-1, :, 0] = errors[rows]
         return windows(z, rows - self.horizon, self.window).astype(dtype), y
+
+    # ----- the model -----------------------------------------------------------------------------------
+
+    def build_model(self, hidden_size: int, num_layers: int = 1, *, cell: str = "lstm", dtype: object = np.float64,
+                    rng: object = None) -> SequenceRegressor:
+        """A :class:`SequenceRegressor` whose head starts at zero: untrained, it forecasts the baseline."""
+        return zero_head(SequenceRegressor(self.input_size, hidden_size, 1, num_layers, cell=cell, dtype=dtype,
+                                           rng=rng))
 
     # ----- scoring -------------------------------------------------------------------------------------
 
     def loss(self, pred: NDArray, target: NDArray) -> tuple[float, NDArray]:
-        """MSE over the scored (not NaN) targets, in standardised units; zero gradient elsewhere."""
+        """MSE over the scored (not NaN) targets, in units of the baseline's training RMS error (1 is the
+        baseline's); zero gradient elsewhere."""
         return masked_mse("CsvTask.loss", pred, target)
 
+    def ets(self) -> Any:
+        """statsmodels' ETS forecasts of the test targets (:func:`~bptt.train.tasks.ets.ets_forecasts`), fitted
+        on the rows before the test split; made once."""
+        if "ets" not in self._peers:
+            from bptt.train.tasks.ets import ets_forecasts
+
+            test = self.split_range("test")
+            self._peers["ets"] = ets_forecasts(self.data.target, test.start, np.arange(test.start, test.stop),
+                                               self.horizon, self.season)
+        return self._peers["ets"]
+
     def forecast(self, model, data: tuple[NDArray, NDArray]) -> dict[str, NDArray]:
-        """The test targets' rows (from 0), their values, and the forecasts of the model, of persistence and
-        (with ``season``) of the seasonal-naive method, in the target's units."""
+        """The test targets' rows (from 0), their values, and the forecasts of the model, of persistence, (with
+        ``season``) of the seasonal-naive method and of ETS, in the target's units."""
         rows = np.arange(self.split_range("test").start, self.split_range("test").stop)
         x = np.asarray(data[0])
         check_shape("CsvTask.forecast", "x", x, (self.window, len(rows), self.input_size),
                     "The test split's windows, CsvTask.held_out('test').")
-        result = {"row": rows, "actual": self.data.target[rows],
-                  "model": last_step_forecasts(model, x, self.scaling),
-                  "persistence": self.data.target[rows - self.horizon]}
+        target = self.data.target
+        result = {"row": rows, "actual": target[rows],
+                  "model": last_step_forecasts(model, x, self.scaling, target[rows - self.lag]),
+                  "persistence": target[rows - self.horizon]}
         if self.season is not None:
-            result["seasonal"] = self.data.target[rows - self.season * math.ceil(self.horizon / self.season)]
+            result["seasonal"] = target[rows - baseline_lag(self.horizon, self.season)]
+        result["ets"] = self.ets().forecasts
         return result
 
     def metrics(self, model, data: tuple[NDArray, NDArray]) -> dict[str, float]:
-        """On the test split, in the target's units: ``test_mae``, ``test_rmse``, ``baseline_mae`` and
-        ``baseline_rmse`` (persistence), ``seasonal_mae`` and ``seasonal_rmse`` with ``season``, and
-        ``skill = 1 - MSE / MSE_persistence`` (-inf where persistence is exact and the model is not)."""
+        """On the test split, in the target's units: ``test_mae`` and ``test_rmse`` (the model),
+        ``baseline_mae`` and ``baseline_rmse`` (persistence), ``seasonal_mae`` and ``seasonal_rmse`` with
+        ``season``, ``ets_mae`` and ``ets_rmse``; ``skill = 1 - MSE / MSE_persistence`` (-inf where persistence
+        is exact and the model is not); and ``ets_spec``, the ETS variant chosen."""
         forecasts = self.forecast(model, data)
-        errors = {name: forecasts[name] - forecasts["actual"] for name in ("model", "persistence", "seasonal")
-                  if name in forecasts}
-        out = {}
-        for name, prefix in (("model", "test"), ("persistence", "baseline"), ("seasonal", "seasonal")):
-            if name in errors:
-                out[f"{prefix}_mae"] = float(np.mean(np.abs(errors[name])))
-                out[f"{prefix}_rmse"] = float(np.sqrt(np.mean(errors[name] ** 2)))
+        out: dict[str, Any] = {}
+        for name, prefix in (("model", "test"), ("persistence", "baseline"), ("seasonal", "seasonal"),
+                             ("ets", "ets")):
+            if name in forecasts:
+                error = forecasts[name] - forecasts["actual"]
+                out[f"{prefix}_mae"] = float(np.mean(np.abs(error)))
+                out[f"{prefix}_rmse"] = float(np.sqrt(np.mean(error ** 2)))
         mse, baseline_mse = out["test_rmse"] ** 2, out["baseline_rmse"] ** 2
         out["skill"] = 1.0 - mse / baseline_mse if baseline_mse > 0 else (0.0 if mse == 0 else -math.inf)
+        out["ets_spec"] = self.ets().spec
         return out
 
     def time_of(self, rows: NDArray) -> NDArray:
@@ -280,13 +398,16 @@ class CsvTask:
         ranges = {split: self.split_range(split) for split in ("train", "validation", "test")}
         spans = ", ".join(f"{split} targets rows {r.start + 1}-{r.stop}" for split, r in ranges.items())
         left_out = f"\nleft out (not numeric): {'; '.join(self.data.left_out)}" if self.data.left_out else ""
-        return (f"csv {self.file} | {self.data.rows} rows | inputs {', '.join(self.columns_used)} | target "
-                f"{self.target}, {self.horizon} row{'s' if self.horizon > 1 else ''} ahead of a {self.window}-row "
-                f"window | {spans}{left_out}")
+        baseline = self.baseline + ("" if self.season is None else f" (season {self.season})")
+        seasonal = "" if self.season is None else f"; {self.target} over the season"
+        return (f"csv {self.file} | {self.data.rows} rows | inputs {', '.join(self.columns_used)} "
+                f"(changes{seasonal}) | target {self.target}, {self.horizon} row{'s' if self.horizon > 1 else ''} "
+                f"ahead of a {self.window}-row window, as a correction to {baseline} | {spans}{left_out}")
 
     def checkpoint_metadata(self) -> dict[str, object]:
-        """What ``bptt predict`` needs to apply the model to a new file: the columns, window, horizon, gap
-        filling and the training part's scaling."""
-        return {"forecast": {"columns": list(self.columns_used), "target": self.target,
-                             "time_column": self.time_column, "window": self.window, "horizon": self.horizon,
-                             "fill": self.fill, **self.scaling.to_metadata()}}
+        """What ``bptt predict`` needs to apply the model to a new file: the columns, window, horizon, season,
+        gap filling and the training part's scaling."""
+        return {"forecast": {"representation": REPRESENTATION, "columns": list(self.columns_used),
+                             "target": self.target, "time_column": self.time_column, "window": self.window,
+                             "horizon": self.horizon, "season": self.season, "lag": self.lag, "fill": self.fill,
+                             **self.scaling.to_metadata()}}
