@@ -96,6 +96,18 @@ def bptt_train(out: Path, steps: int, *extra: str) -> subprocess.Popen:
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
+def started(process: subprocess.Popen) -> str:
+    """The output of ``process`` up to its first evaluation line (its train state is written by then). Loading
+    the compiled kernels before the first step takes 1-3 s on a loaded machine, longer than most kill moments:
+    counted from the process's start, the kills would all land before any step and the run would never move."""
+    lines = []
+    while not lines or not lines[-1].startswith("step "):
+        line = process.stdout.readline()
+        assert line, "".join(lines)           # the process ended before its first evaluation
+        lines.append(line)
+    return "".join(lines)
+
+
 def reported_steps(output: str) -> list[int]:
     """The steps whose evaluation line the run printed (after writing their train state)."""
     return [int(line.split("|")[0].split()[1]) for line in output.splitlines() if line.startswith("step ")]
@@ -107,9 +119,10 @@ def test_sigkill_at_20_random_moments_leaves_loadable_checkpoints_and_resumes_bi
     for moment in moments:
         resume = ["--resume"] if (out / "train_state.safetensors").exists() else []
         process = bptt_train(out, 100_000, *resume)
+        header = started(process)     # the moment counts from the first evaluation, not from the imports
         time.sleep(moment)
         process.send_signal(signal.SIGKILL)
-        output = process.communicate(timeout=60)[0]
+        output = header + process.communicate(timeout=60)[0]
         assert process.returncode == -signal.SIGKILL and "Traceback" not in output, output
         reported = reported_steps(output)
         if reported:  # an evaluation happened: both files must be there
