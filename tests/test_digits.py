@@ -224,7 +224,7 @@ def test_train_digits_writes_checkpoint_confusion_figure_and_json(raw, tmp_path,
                               "--seed", "2", "--out", str(out), "--json")
     assert code == 0
     lines = stdout.strip().splitlines()
-    assert lines[0].startswith("bptt train | task digits | model lstm | hidden-size 8")
+    assert lines[0].startswith("bptt train | task digits | model gru | hidden-size 8")
     summary = json.loads(lines[-1])
     assert summary["steps"] == 20 and summary["seed"] == 2 and summary["seconds"] > 0
     assert 0 <= summary["test_accuracy"] <= 1 and np.isfinite(summary["test_loss"])

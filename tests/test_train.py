@@ -156,6 +156,21 @@ def test_model_generators_finds_the_recurrent_layers_generator():
     assert model_generators(model) == {"rnn.rng": model.rnn.rng}
 
 
+def test_keep_last_ends_with_the_last_weights_whatever_the_validation_says():
+    """The validation loss worsens after the first evaluation: keep="best" ends with step 5's weights, keep="last"
+    with the last step's, which are those of a run that never evaluated before its end."""
+    task = WorseningValidation()
+    kept = {}
+    last = small_model(4)
+    history = fit(last, task, TrainConfig(steps=20, batch_size=2, eval_every=5, keep="last"), seed=0,
+                  on_best=lambda step, h: kept.setdefault("steps", []).append(step))
+    assert history.best_step == 20 and kept["steps"] == [5, 10, 15, 20]
+    once = small_model(4)
+    fit(once, WorseningValidation(), TrainConfig(steps=20, batch_size=2, eval_every=20), seed=0)
+    for name, value in once.params.items():
+        np.testing.assert_array_equal(last.params[name], value, err_msg=name)
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("tbptt", 0, "expected tbptt to be None or an int >= 1, got 0"),
     ("patience", -1, "expected patience to be None or an int >= 1, got -1"),
@@ -165,10 +180,16 @@ def test_model_generators_finds_the_recurrent_layers_generator():
     ("momentum", 0.9, "expected momentum 0 with adam, got 0.9. Only sgd and rmsprop take a momentum."),
     ("momentum", float("nan"), "expected momentum >= 0, got nan"),
     ("divergence_factor", 1.0, "expected divergence_factor to be None or a number > 1, got 1.0"),
+    ("keep", "first", "expected keep to be one of best, last, got 'first'"),
 ])
 def test_bad_train_config_raises(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{field: value})
+
+
+def test_keep_last_takes_no_patience():
+    with pytest.raises(ValueError, match="expected no patience with keep='last'"):
+        TrainConfig(keep="last", patience=3)
 
 
 # --- Experiments: the dtype and task options a run records --------------------------------------------------

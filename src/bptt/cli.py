@@ -31,7 +31,7 @@ from bptt.layers.rnn import RNN
 from bptt.perf import bench
 from bptt.train import visualize as vis
 from bptt.train.experiment import DTYPES, TASKS, Experiment, load_resumable, make_task, resolve, run, run_summary
-from bptt.train.fit import DivergenceError, History, TrainingInterrupted, TrainState, save_train_state
+from bptt.train.fit import KEEPS, DivergenceError, History, TrainingInterrupted, TrainState, save_train_state
 from bptt.train.interrupts import StopRequest
 from bptt.train.optim import OPTIMIZERS
 from bptt.train.runlock import FolderInUse, RunLock
@@ -76,6 +76,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     optimization.add_argument("--patience", type=_positive_int, default=None,
                               help="evaluations without improvement before stopping early")
     optimization.add_argument("--eval-every", type=_positive_int, default=None, help="steps between evaluations")
+    optimization.add_argument("--keep", choices=KEEPS, default=None,
+                              help="the weights to keep: of the best validation loss, or of the last step (best)")
     optimization.add_argument("--divergence-factor", type=float, default=None,
                               help="stop when the loss exceeds this multiple of the first step's (1e6)")
     optimization.add_argument("--seed", type=int, default=None, help="seed of initialisation and data (default 0)")
@@ -207,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _options(args: argparse.Namespace) -> dict:
     names = ("cell", "hidden_size", "num_layers", "dtype", "steps", "lr", "final_lr", "warmup_steps", "optimizer",
              "momentum", "weight_decay", "batch_size", "clip_norm", "tbptt", "patience", "eval_every",
-             "divergence_factor")
+             "divergence_factor", "keep")
     return {name: getattr(args, name) for name in names}
 
 
@@ -231,7 +233,8 @@ def _describe(experiment: Experiment) -> str:
             f"num-layers {experiment.num_layers} | {experiment.dtype} | steps {c.steps} | batch-size {c.batch_size} | "
             f"{c.optimizer}{f' momentum {c.momentum:g}' if c.momentum else ''} lr {c.lr:g} -> {c.final_lr:g} "
             f"(warm-up {c.warmup_steps}, cosine) | "
-            f"clip-norm {c.clip_norm:g} | tbptt {c.tbptt} | patience {c.patience} | seed {experiment.seed}")
+            f"clip-norm {c.clip_norm:g} | tbptt {c.tbptt} | patience {c.patience} | keep {c.keep} | "
+            f"seed {experiment.seed}")
 
 
 def _write_metrics(path: Path, history: History) -> None:

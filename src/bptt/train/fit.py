@@ -21,6 +21,9 @@ from bptt.interop.io import load_arrays, save_arrays
 from bptt.layers.module import Module
 from bptt.train.optim import OPTIMIZERS, Optimizer, clip_grad_norm, cosine_lr
 
+KEEPS = ("best", "last")
+"""Which weights a run keeps: those of its best validation loss, or its last step's."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -29,6 +32,8 @@ class TrainConfig:
     ``tbptt``: chunk length of truncated BPTT (None: whole sequences). Each chunk starts from the state the
     previous chunk ended in, its gradient stops at the chunk's start, and the optimizer steps after each
     chunk. ``patience``: evaluations without a better validation loss before training stops (None: never).
+    ``keep``: the weights the run ends with, ``"best"`` (those of the best validation loss) or ``"last"`` (those
+    of the last step, for a task whose validation loss bottoms out before its accuracy does).
     ``momentum``: SGD's or RMSprop's (0: none). ``divergence_factor``: training stops with a
     :class:`DivergenceError` when a step's loss exceeds this multiple of the first step's (None: never).
     """
@@ -46,6 +51,7 @@ class TrainConfig:
     tbptt: int | None = None
     patience: int | None = None
     divergence_factor: float | None = 1e6
+    keep: str = "best"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_every"):
@@ -66,6 +72,11 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: expected 0 <= final_lr <= lr, got final_lr={self.final_lr!r}.")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"TrainConfig: expected weight_decay >= 0, got {self.weight_decay!r}.")
+        if self.keep not in KEEPS:
+            raise ValueError(f"TrainConfig: expected keep to be one of {', '.join(KEEPS)}, got {self.keep!r}.")
+        if self.keep == "last" and self.patience is not None:
+            raise ValueError(f"TrainConfig: expected no patience with keep='last' (a run that keeps its last weights "
+                             f"does not stop at its best validation loss), got patience={self.patience}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"TrainConfig: expected optimizer to be one of {', '.join(OPTIMIZERS)}, "
                              f"got {self.optimizer!r}.")
@@ -309,6 +320,17 @@ def _check_divergence(loss: float, history: History, config: TrainConfig, step: 
                               "rate (--lr), or raise --divergence-factor if such growth is expected.")
 
 
+def beats_baseline(task, pred: NDArray, target: NDArray) -> bool:
+    """Whether ``pred`` beats the untrained model's zero output on the held-out ``target`` by more than one
+    standard error of the mean difference of their losses (``task.loss_terms``, paired target by target): the
+    one-standard-error rule, so that a correction that helped on a few validation targets by chance is not
+    kept over the baseline."""
+    difference = task.loss_terms(pred, target) - task.loss_terms(np.zeros_like(pred), target)
+    if difference.size < 2:
+        return float(difference.mean()) < 0
+    return float(difference.mean() + difference.std(ddof=1) / math.sqrt(difference.size)) < 0
+
+
 def fit(model: Module, task, config: TrainConfig, seed: int, *,
         on_step: Callable[[int, History], None] | None = None,
         on_best: Callable[[int, History], None] | None = None,
@@ -317,8 +339,9 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
         should_stop: Callable[[], bool] | None = None) -> History:
     """Train ``model`` on ``task`` in place and leave it with the weights of its best validation loss.
 
-    A task whose ``untrained_is_baseline`` is true has its untrained model scored on the validation split
-    first (step 0): it is kept unless an evaluation does better.
+    A task whose ``untrained_is_baseline`` is true (its untrained model outputs zeros, a baseline forecast) has
+    that model scored on the validation split first (step 0): it is kept unless an evaluation does better, and
+    better by more than a standard error of the difference (:func:`beats_baseline`).
 
     Deterministic for a given ``seed``: batches, the validation set and the test set come from separate
     streams of it (:func:`data_streams`), so held-out data is never trained on. ``on_step(step, history)``
@@ -354,7 +377,8 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
         history, best_state = _copy_history(resume.history), resume.best_params
         evaluations_without_gain, done = resume.evaluations_without_gain, resume.step
 
-    if resume is None and getattr(task, "untrained_is_baseline", False):
+    baseline = getattr(task, "untrained_is_baseline", False)
+    if resume is None and baseline:
         # The untrained model is a forecast worth keeping (the csv task's baseline): it is the first candidate.
         history.best_step, history.best_val_loss = 0, task.loss(model(x_val), y_val)[0]
         best_state = model.state_dict()
@@ -377,13 +401,15 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
         history.grad_norm.append(norm)
         history.lr.append(optimizer.lr)
         if config.evaluates_at(step):
-            val_loss = task.loss(model(x_val), y_val)[0]
+            val_pred = model(x_val)
+            val_loss = task.loss(val_pred, y_val)[0]
             if not math.isfinite(val_loss):
                 raise NonFiniteError(f"training stopped at step {step}: non-finite validation loss ({val_loss}). "
                                      "Lower the learning rate (--lr) or the clipping norm.")
             history.eval_step.append(step)
             history.val_loss.append(val_loss)
-            if val_loss < history.best_val_loss:
+            better = val_loss < history.best_val_loss and (not baseline or beats_baseline(task, val_pred, y_val))
+            if better or config.keep == "last":
                 history.best_step, history.best_val_loss = step, val_loss
                 best_state, evaluations_without_gain = model.state_dict(), 0
                 if on_best is not None:
