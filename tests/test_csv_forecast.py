@@ -391,3 +391,21 @@ def test_a_real_multivariate_series_is_forecast_better_than_by_persistence(tmp_p
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["test_rmse"] < 0.9 * summary["baseline_rmse"]
+
+
+def test_a_correction_is_kept_only_when_it_beats_the_baseline_by_more_than_a_standard_error(tmp_path):
+    """fit's one-standard-error rule (bptt.train.fit.beats_baseline) on validation-like targets: a correction
+    that is better on average but within the noise of the paired differences is not better."""
+    from bptt.train.fit import beats_baseline
+
+    task = CsvTask(str(series_csv(tmp_path / "s.csv")), target="y", window=6)
+    target = np.full((6, 40, 1), np.nan)
+    target[-1] = 1.0
+    close = np.zeros_like(target)
+    close[-1, 0::2], close[-1, 1::2] = 0.9, -0.4          # squared errors 0.01 and 1.96 against zero's 1: mean 0.985
+    good = np.zeros_like(target)
+    good[-1] = 0.8                                         # 0.04 everywhere
+    differences = task.loss_terms(close, target) - task.loss_terms(np.zeros_like(close), target)
+    assert differences.mean() < 0 < differences.mean() + differences.std(ddof=1) / np.sqrt(40)     # within the noise
+    assert not beats_baseline(task, close, target)
+    assert beats_baseline(task, good, target)

@@ -16,7 +16,9 @@ where :math:`b` is persistence (:math:`\ell = H`: the last value the window show
 :math:`f` is the network's output and :math:`\sigma_e` the root mean square of the baseline's error
 :math:`e_r = u_r - b_r` over the training targets. The network's head starts at zero, so the untrained model
 *is* the baseline, and :func:`bptt.train.fit.fit` keeps it unless training beats it on the validation split
-(:attr:`CsvTask.untrained_is_baseline`); a loss of 1 is the baseline's, below 1 beats it.
+(:attr:`CsvTask.untrained_is_baseline`), and only by more than a standard error of the paired difference
+(the one-standard-error rule: :func:`bptt.train.fit.beats_baseline`); a loss of 1 is the baseline's, below 1
+beats it.
 
 **Inputs are free of the level.** Each input column enters as its change from the row before,
 :math:`\Delta u_t = u_t - u_{t-1}`, standardised with the mean and standard deviation of the changes over the
@@ -52,7 +54,7 @@ from numpy.typing import NDArray
 
 from bptt._validation import check_dtype, check_positive_int, check_shape
 from bptt.layers.models import SequenceRegressor
-from bptt.train.tasks._common import check_split, masked_mse
+from bptt.train.tasks._common import check_split, masked_mse, scored_targets
 from bptt.train.tasks.series_file import FILLS, SeriesFile, read_series_file
 
 REPRESENTATION = "change"
@@ -192,7 +194,8 @@ class CsvTask:
     goals: ClassVar[dict] = {"skill": (">", 0.0)}
     untrained_is_baseline: ClassVar[bool] = True
     """The model :meth:`build_model` returns forecasts the baseline until it is trained: :func:`~bptt.train.fit.fit`
-    scores it before the first step and keeps it unless training does better on the validation split."""
+    scores it before the first step and keeps it unless training does better on the validation split, by more
+    than a standard error (:func:`~bptt.train.fit.beats_baseline`)."""
     data: SeriesFile = field(init=False, compare=False, repr=False)
     standardised: tuple[NDArray, NDArray] = field(init=False, compare=False, repr=False)
     """The inputs' standardised changes ``(n, C)`` and the baseline's errors over their scale ``(n,)``, float64,
@@ -343,6 +346,11 @@ class CsvTask:
         """MSE over the scored (not NaN) targets, in units of the baseline's training RMS error (1 is the
         baseline's); zero gradient elsewhere."""
         return masked_mse("CsvTask.loss", pred, target)
+
+    def loss_terms(self, pred: NDArray, target: NDArray) -> NDArray:
+        """The squared error of each scored (not NaN) target, flat: what :meth:`loss` averages."""
+        pred, target, scored = scored_targets("CsvTask.loss_terms", pred, target)
+        return (pred[scored] - target[scored]) ** 2
 
     def ets(self) -> Any:
         """statsmodels' ETS forecasts of the test targets (:func:`~bptt.train.tasks.ets.ets_forecasts`), fitted
