@@ -409,3 +409,11 @@ def test_a_correction_is_kept_only_when_it_beats_the_baseline_by_more_than_a_sta
     assert differences.mean() < 0 < differences.mean() + differences.std(ddof=1) / np.sqrt(40)     # within the noise
     assert not beats_baseline(task, close, target)
     assert beats_baseline(task, good, target)
+
+
+def test_a_run_that_kept_the_baseline_meets_the_sweep_goal_and_a_worse_one_does_not(tmp_path):
+    from bptt.train.experiment import succeeded
+
+    task = CsvTask(str(series_csv(tmp_path / "s.csv")), target="y", window=6)
+    assert succeeded(task, {"skill": 0.0}) and succeeded(task, {"skill": 0.3})
+    assert not succeeded(task, {"skill": -0.01})

@@ -204,8 +204,8 @@ def run(experiment: Experiment, *, task: Any = None, on_step: Callable[[int, His
 
 
 def succeeded(task: Any, metrics: dict[str, float]) -> bool:
-    """Whether every goal the task sets (``goals = {"metric": ("<" or ">", threshold)}``) is met."""
-    compare = {"<": lambda a, b: a < b, ">": lambda a, b: a > b}
+    """Whether every goal the task sets (``goals = {"metric": ("<", ">" or ">=", threshold)}``) is met."""
+    compare = {"<": lambda a, b: a < b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
     return all(compare[op](metrics[name], threshold) for name, (op, threshold) in task.goals.items())
 
 
