@@ -18,7 +18,9 @@ text read as one stream, the state carried from each character to the next:
     \qquad \text{perplexity per character} = 2^{\mathrm{BPC}}.
 
 Beside it the task reports two baselines fitted on the training text only (:mod:`bptt.train.baselines`):
-the add-one unigram and the interpolated Kneser-Ney n-gram whose order is chosen on the validation text.
+the add-one unigram and the interpolated Kneser-Ney n-gram whose order is chosen on the validation text; and
+the model's BPC under dynamic evaluation (:mod:`bptt.train.dynamic_eval`: one gradient step after each
+segment of the test stream is scored), reported beside the static figure, never in its place.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from numpy.typing import NDArray
 
 from bptt._validation import check_positive_int, check_shape
 from bptt.train.baselines import best_ngram, unigram_bpc
+from bptt.train.dynamic_eval import dynamic_bits_per_character
 from bptt.train.losses import cross_entropy
 from bptt.train.tasks._common import check_split
 
@@ -242,8 +245,13 @@ class CharsTask:
 
     def metrics(self, model, data: tuple[NDArray, NDArray]) -> dict[str, float]:
         """``test_bpc`` on the test stream, the baselines on the same characters, ``bpc_margin`` (the best
-        n-gram's BPC minus the model's: above 0 the model is better), ``vocab_size`` and ``corpus_chars``."""
+        n-gram's BPC minus the model's: above 0 the model is better), ``test_bpc_dynamic`` and
+        ``bpc_margin_dynamic``, the same two under dynamic evaluation with its default segment and learning
+        rate (:func:`bptt.train.dynamic_eval.dynamic_bits_per_character`; ``model`` is left unchanged),
+        ``vocab_size`` and ``corpus_chars``."""
         x, y = data
         bpc = self.bits_per_character(model, x, y)
-        return {"test_bpc": bpc, **self.baselines, "bpc_margin": self.baselines["baseline_bpc"] - bpc,
-                "vocab_size": self.input_size, "corpus_chars": self.corpus_chars}
+        dynamic = dynamic_bits_per_character(model, x, y)
+        ngram = self.baselines["baseline_bpc"]
+        return {"test_bpc": bpc, **self.baselines, "bpc_margin": ngram - bpc, "test_bpc_dynamic": dynamic,
+                "bpc_margin_dynamic": ngram - dynamic, "vocab_size": self.input_size, "corpus_chars": self.corpus_chars}
