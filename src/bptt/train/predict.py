@@ -21,6 +21,7 @@ from bptt.layers.module import Module
 from bptt.train.tasks.csv_forecast import (
     REPRESENTATION,
     Scaling,
+    first_window_end,
     input_changes,
     last_step_forecasts,
     windows,
@@ -104,7 +105,7 @@ class Forecaster:
         data = read_series_file(path, columns=self.columns, target=self.target, target_required=False,
                                 time_column=self.time_column, fill=fill or self.fill)
         n = data.rows
-        first = max((self.season or 1) + self.window - 1, self.lag - self.horizon)  # the first forecast's origin
+        first = max(first_window_end(self.window, self.season), self.lag - self.horizon)  # the first origin
         if n <= first:
             raise ValueError(f"expected more than {first} rows in {path!r} (a window of {self.window} changes"
                              f"{f' and a season of {self.season} rows' if self.season else ''}), got {n}.")

@@ -27,7 +27,8 @@ shows the network the same kind of numbers as in training. :class:`Scaling` keep
 checkpoint stores them for ``bptt predict``.
 
 **Splits** are contiguous and in time order. Row :math:`r` is a *target* when a whole window of changes ends
-at :math:`r - H` (so :math:`r \ge W + H`) and its baseline exists (:math:`r \ge \ell`); the last 15% of the
+at :math:`r - H` (so :math:`r \ge W + H`, or :math:`S + W - 1 + H` with ``season`` :math:`S`, whose input
+reaches a season back) and its baseline exists (:math:`r \ge \ell`); the last 15% of the
 targets form the test split, the 15% before them the validation split (``test_fraction``,
 ``validation_fraction``), and every row before the first validation target is the *training part*.
 
@@ -87,9 +88,13 @@ def input_changes(values: NDArray, target: NDArray, season: int | None) -> NDArr
 
 def baseline_errors(target: NDArray, lag: int) -> NDArray:
     """``e_r = u_r - u_{r - lag}`` for every row of ``target (n,)``; NaN for the first ``lag`` rows."""
-    errors = np.full(len(target), np.nan)
-    errors[lag:] = target[lag:] - target[:-lag]
-    return errors
+    return changes(np.asarray(target)[:, None], lag)[:, 0]
+
+
+def first_window_end(window: int, season: int | None) -> int:
+    """The first row (from 0) a whole window of changes ends at: every change of the window reaches back one
+    row, or with ``season`` a season (:func:`input_changes`)."""
+    return (1 if season is None else season) + window - 1
 
 
 class Scaling(NamedTuple):
@@ -254,16 +259,14 @@ class CsvTask:
         seasonal = baseline_lag(self.horizon, self.season)
         if seasonal == self.horizon:
             return seasonal
-        rows = np.arange(self.first_target, train_end)
-        target = self.data.target
-        mse = {lag: np.mean((target[rows] - target[rows - lag]) ** 2) for lag in (seasonal, self.horizon)}
+        rows = slice(self.first_target, train_end)
+        mse = {lag: np.mean(baseline_errors(self.data.target, lag)[rows] ** 2) for lag in (seasonal, self.horizon)}
         return min(mse, key=mse.get)
 
     @property
     def first_window_end(self) -> int:
-        """The first row (from 0) a whole window of changes ends at: every change of the window reaches back one
-        row, or with ``season`` a season."""
-        return (1 if self.season is None else self.season) + self.window - 1
+        """The first row (from 0) a whole window of changes ends at (:func:`first_window_end`)."""
+        return first_window_end(self.window, self.season)
 
     @property
     def first_target(self) -> int:
