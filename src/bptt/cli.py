@@ -82,8 +82,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                               help="stop when the loss exceeds this multiple of the first step's (1e6)")
     optimization.add_argument("--seed", type=int, default=None, help="seed of initialisation and data (default 0)")
     task = parser.add_argument_group("task options (only for the task named)")
-    task.add_argument("--pixels", action="store_true", help="digits: read an image pixel by pixel (64 steps of 1 "
-                      "feature) instead of row by row (8 steps of 8)")
+    task.add_argument("--pixels", action="store_true", default=None,
+                      help="digits: read an image pixel by pixel (64 steps of 1 feature) instead of row by row (8 "
+                           "steps of 8)")
     task.add_argument("--text", default=None, metavar="FILE",
                       help="chars: train on this UTF-8 text file (default: a corpus of Python's standard library)")
     task.add_argument("--file", default=None, metavar="FILE", help="csv: the CSV file to forecast (a header line)")
@@ -100,9 +101,13 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     task.add_argument("--fill", choices=list(FILLS), default=None,
                       help="csv: fill empty cells by carrying the last value forward or interpolating (default: "
                            "refuse them)")
+    task.add_argument("--linear", action=argparse.BooleanOptionalAction, default=None,
+                      help="csv: fit the linear stage, a ridge regression on the window that the network then "
+                           "corrects (kept only when it beats the baseline on the validation split; default: on)")
 
 
-TASK_OPTIONS = ("pixels", "text", "file", "target", "columns", "time_column", "window", "horizon", "season", "fill")
+TASK_OPTIONS = ("pixels", "text", "file", "target", "columns", "time_column", "window", "horizon", "season", "fill",
+                "linear")
 """The task options the command line takes, each a field of the task(s) it belongs to (``--pixels``: digits,
 ``--text``: chars, the rest: csv); a flag left out or an option not given is no option."""
 
@@ -216,7 +221,7 @@ def _options(args: argparse.Namespace) -> dict:
 def _task_options(args: argparse.Namespace) -> dict:
     """The task options given on the command line (a flag left out is not an option); ValueError when the task
     does not take one."""
-    given = {name: getattr(args, name) for name in TASK_OPTIONS if getattr(args, name) not in (None, False)}
+    given = {name: getattr(args, name) for name in TASK_OPTIONS if getattr(args, name) is not None}
     for name in given:
         owners = [task for task, cls in TASKS.items() if name in {f.name for f in fields(cls) if f.init}]
         if args.task not in owners:

@@ -325,10 +325,17 @@ def beats_baseline(task, pred: NDArray, target: NDArray) -> bool:
     standard error of the mean difference of their losses (``task.loss_terms``, paired target by target): the
     one-standard-error rule, so that a correction that helped on a few validation targets by chance is not
     kept over the baseline."""
-    difference = task.loss_terms(pred, target) - task.loss_terms(np.zeros_like(pred), target)
+    return better_by_standard_errors(task.loss_terms(pred, target) - task.loss_terms(np.zeros_like(pred), target))
+
+
+def better_by_standard_errors(difference: NDArray, standard_errors: float = 1.0) -> bool:
+    """Whether the paired loss differences ``difference`` (candidate minus baseline, one per target) show the
+    candidate better by more than ``standard_errors`` standard errors of their mean (with one target: better
+    at all)."""
+    difference = np.ravel(difference)
     if difference.size < 2:
         return float(difference.mean()) < 0
-    return float(difference.mean() + difference.std(ddof=1) / math.sqrt(difference.size)) < 0
+    return float(difference.mean() + standard_errors * difference.std(ddof=1) / math.sqrt(difference.size)) < 0
 
 
 def fit(model: Module, task, config: TrainConfig, seed: int, *,

@@ -18,6 +18,7 @@ import numpy as np
 from bptt.interop.io import load_arrays
 from bptt.interop.serialization import load
 from bptt.layers.module import Module
+from bptt.train.tasks.autoregression import Autoregression
 from bptt.train.tasks.csv_forecast import (
     REPRESENTATION,
     Scaling,
@@ -58,6 +59,7 @@ class Forecaster:
     lag: int
     fill: str | None
     scaling: Scaling
+    linear: Autoregression
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Forecaster:
@@ -73,10 +75,10 @@ class Forecaster:
             raise ValueError(f"expected a forecaster that corrects a baseline, got one that forecasts levels in "
                              f"{os.fspath(path)!r}: it was trained by an earlier bptt. Train it again with bptt train "
                              "csv.")
-        season = settings["season"]
-        return cls(model, tuple(settings["columns"]), settings["target"], settings["time_column"],
-                   int(settings["window"]), int(settings["horizon"]), None if season is None else int(season),
-                   int(settings["lag"]), settings["fill"], Scaling.from_metadata(settings))
+        season, window, scaling = settings["season"], int(settings["window"]), Scaling.from_metadata(settings)
+        return cls(model, tuple(settings["columns"]), settings["target"], settings["time_column"], window,
+                   int(settings["horizon"]), None if season is None else int(season), int(settings["lag"]),
+                   settings["fill"], scaling, Autoregression.from_metadata(settings, window, len(scaling.input_scale)))
 
     def _check_header(self, path: str) -> None:
         """Refuse a file that lacks a column the model reads, naming it and the file's unknown columns."""
@@ -125,6 +127,6 @@ class Forecaster:
         if data.time is not None:
             time = pd.concat([data.time, _following_times(data.time, self.horizon)], ignore_index=True)
             table[self.time_column] = time.iloc[rows].to_numpy()
-        table[f"{self.target}_forecast"] = last_step_forecasts(self.model, x, self.scaling, baseline)
+        table[f"{self.target}_forecast"] = last_step_forecasts(self.model, x, self.scaling, baseline, self.linear)
         table[self.target] = target[rows]
         return pd.DataFrame(table)
