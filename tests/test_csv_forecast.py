@@ -458,3 +458,12 @@ def test_a_run_that_kept_the_baseline_meets_the_sweep_goal_and_a_worse_one_does_
     task = CsvTask(str(series_csv(tmp_path / "s.csv")), target="y", window=6)
     assert succeeded(task, {"skill": 0.0}) and succeeded(task, {"skill": 0.3})
     assert not succeeded(task, {"skill": -0.01})
+
+
+def test_sweep_csv_prints_every_seed_with_its_named_metrics(tmp_path, capsys):
+    """The sweep's line per seed shows numbers and names (``ets_spec``) alike."""
+    path = series_csv(tmp_path / "s.csv")
+    code, out, err = run_cli(capsys, "sweep", "csv", "--file", path, "--target", "y", "--window", 6, "--seeds", 1,
+                             "--steps", 2, "--workers", 1, "--out", tmp_path / "sweep")
+    assert code == 0, err
+    assert "| ets_spec ETS(" in out and "1/1 seeds reached skill >= 0" in out

@@ -87,6 +87,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                            "steps of 8)")
     task.add_argument("--text", default=None, metavar="FILE",
                       help="chars: train on this UTF-8 text file (default: a corpus of Python's standard library)")
+    task.add_argument("--dropout", type=float, default=None, metavar="P",
+                      help="chars: dropout on the model's non-recurrent connections in training (0)")
     task.add_argument("--file", default=None, metavar="FILE", help="csv: the CSV file to forecast (a header line)")
     task.add_argument("--target", default=None, metavar="COL", help="csv: the column to forecast")
     task.add_argument("--columns", default=None, metavar="A,B,..",
@@ -106,10 +108,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                            "corrects (kept only when it beats the baseline on the validation split; default: on)")
 
 
-TASK_OPTIONS = ("pixels", "text", "file", "target", "columns", "time_column", "window", "horizon", "season", "fill",
-                "linear")
+TASK_OPTIONS = ("pixels", "text", "dropout", "file", "target", "columns", "time_column", "window", "horizon",
+                "season", "fill", "linear")
 """The task options the command line takes, each a field of the task(s) it belongs to (``--pixels``: digits,
-``--text``: chars, the rest: csv); a flag left out or an option not given is no option."""
+``--text`` and ``--dropout``: chars, the rest: csv); a flag left out or an option not given is no option."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,7 +359,7 @@ def _train_in(out: Path, args: argparse.Namespace, experiment: Experiment, resum
     console.print(f"kept the weights of step {history.best_step} (best validation loss "
                   f"{history.best_val_loss:.3e}){stopped}; {len(history.step)} steps, {len(history.step) - done} "
                   f"of them in this run's {result.seconds:.1f} s")
-    console.print("test: " + " | ".join(f"{k} {v if isinstance(v, (int, str)) else f'{v:.4g}'}"
+    console.print("test: " + " | ".join(f"{k} {_shown(v, 4)}"
                                         for k, v in result.metrics.items()))
     console.print(f"saved {checkpoint}, {train_state}, {out / 'metrics.jsonl'}, " + ", ".join(map(str, figures)))
     if args.json:
@@ -370,6 +372,12 @@ def _train_in(out: Path, args: argparse.Namespace, experiment: Experiment, resum
                    "figures": [str(p) for p in figures]}
         print(json.dumps(summary))
     return 0
+
+
+def _shown(value: object, digits: int) -> str:
+    """A metric as the command line prints it: a float to ``digits`` significant digits, anything else as is
+    (an integer count, a name such as ``ets_spec``, None)."""
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -411,7 +419,7 @@ def _sweep_in(out: Path, args: argparse.Namespace, base: Experiment, workers: in
     with _pool(workers) as pool:
         for summary in pool.map(run_summary, [replace(base, seed=seed) for seed in range(args.seeds)]):
             summaries.append(summary)
-            shown = " | ".join(f"{k} {v:.3g}" for k, v in summary["metrics"].items())
+            shown = " | ".join(f"{k} {_shown(v, 3)}" for k, v in summary["metrics"].items())
             print(f"seed {summary['seed']:>3} | {'ok  ' if summary['success'] else 'FAIL'} | {shown} | "
                   f"{summary['seconds']:.1f} s", flush=True)
     task = make_task(args.task, 0, **base.task_options)
