@@ -122,6 +122,9 @@ def test_metrics_report_the_model_beside_both_baselines(text_file):
     assert set(metrics) >= {"test_bpc", "baseline_bpc", "baseline_order", "unigram_bpc", "vocab_size",
                             "corpus_chars", "bpc_margin"}
     assert metrics["bpc_margin"] == pytest.approx(metrics["baseline_bpc"] - metrics["test_bpc"])
+    for figure in ("dynamic", "cache"):
+        assert metrics[f"bpc_margin_{figure}"] == pytest.approx(metrics["baseline_bpc"] - metrics[f"test_bpc_{figure}"])
+    assert metrics["test_bpc_cache"] <= metrics["test_bpc"] + 1e-9 or metrics["cache_weight"] > 0
     assert metrics["baseline_bpc"] < metrics["unigram_bpc"] < metrics["test_bpc"]   # an untrained model is worst
 
 
@@ -263,3 +266,36 @@ def test_text_is_an_option_of_the_chars_task_only(capsys, text_file):
 
     assert main(["train", "sine", "--text", str(text_file)]) == 2
     assert "--text is an option of the chars task, not of the sine task" in capsys.readouterr().err
+    assert main(["train", "digits", "--dropout", "0.2"]) == 2
+    assert "--dropout is an option of the chars task, not of the digits task" in capsys.readouterr().err
+
+
+def test_dropout_is_an_option_of_the_chars_task_checked_and_off_outside_the_training_steps(tmp_path, text_file):
+    """With dropout the run is deterministic, the model it returns is in evaluation mode, and the validation loss
+    it kept is that of the kept weights without dropout."""
+    from bptt.train.experiment import resolve, run
+
+    with pytest.raises(ValueError, match=r"CharsTask: expected dropout in \[0, 1\), got 1.5"):
+        CharsTask(text=str(text_file), dropout=1.5)
+    experiment = resolve("chars", 0, {"text": str(text_file), "seq_len": 8, "dropout": 0.3}, steps=4, eval_every=2,
+                         hidden_size=8, batch_size=4)
+    first, again = run(experiment), run(experiment)
+    assert first.model.rnn.dropout == 0.3 and not first.model.training
+    assert first.history.loss == again.history.loss and first.metrics == again.metrics
+    x_val, y_val = first.task.held_out("validation")
+    assert first.task.loss(first.model(x_val), y_val)[0] == pytest.approx(first.history.best_val_loss, rel=1e-6)
+
+
+def test_a_run_with_dropout_resumes_bitwise(text_file):
+    """The masks come from the model's generator, which the train state carries: resuming at step 2 of 6
+    gives the uninterrupted run's history and weights."""
+    from bptt.train.experiment import resolve, run
+
+    experiment = resolve("chars", 0, {"text": str(text_file), "seq_len": 8, "dropout": 0.3}, steps=6, eval_every=2,
+                         hidden_size=8, batch_size=4)
+    states = {}
+    whole = run(experiment, on_checkpoint=lambda state: states.update({state.step: state}))
+    resumed = run(experiment, resume=states[2])
+    assert resumed.history == whole.history
+    for name, value in whole.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[name], value, err_msg=name)

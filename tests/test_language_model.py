@@ -262,6 +262,26 @@ def test_float32_follows_float64():
         np.testing.assert_allclose(grads32[name], grads64[name], atol=1e-5, err_msg=name)
 
 
+def test_one_layer_dropout_acts_on_the_stack_input_and_output_and_backward_uses_the_masks():
+    """Zaremba et al.'s dropout on the non-recurrent connections: a one-layer model has no layer between which to
+    drop, yet its logits change from pass to pass in training; the gradient is checked with the masks replayed."""
+    model = LanguageModel(V, E, H, dropout=0.5, rng=4)
+    tokens, targets = tokens_and_targets(6)
+    assert np.max(np.abs(model(tokens) - model(tokens))) > 1e-3
+    plain = LanguageModel(V, E, H, rng=4)
+    np.testing.assert_array_equal(model.eval()(tokens), plain(tokens))
+
+    def logits():
+        model.rnn.rng = np.random.default_rng(6)
+        return model(tokens)
+
+    model.train().zero_grad()
+    loss, dlogits = bptt.cross_entropy(logits(), targets)
+    model.backward(dlogits)
+    report = bptt.gradcheck(lambda p: bptt.cross_entropy(logits(), targets)[0], model.params, model.grads, loss=loss)
+    assert report.ok, str(report)
+
+
 def test_dropout_acts_in_training_mode_only():
     tokens, _ = tokens_and_targets(8)
     model = LanguageModel(V, E, H, num_layers=2, cell="gru", dropout=0.5, rng=9)

@@ -88,7 +88,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     task.add_argument("--text", default=None, metavar="FILE",
                       help="chars: train on this UTF-8 text file (default: a corpus of Python's standard library)")
     task.add_argument("--dropout", type=float, default=None, metavar="P",
-                      help="chars: dropout on the model's non-recurrent connections in training (0)")
+                      help="chars: dropout on the model's non-recurrent connections in training (0.2)")
     task.add_argument("--file", default=None, metavar="FILE", help="csv: the CSV file to forecast (a header line)")
     task.add_argument("--target", default=None, metavar="COL", help="csv: the column to forecast")
     task.add_argument("--columns", default=None, metavar="A,B,..",
@@ -477,6 +477,8 @@ def _character_model(checkpoint: Path):
     model = load(checkpoint)
     metadata = load_arrays(checkpoint)[1]
     vocabulary = metadata.get("vocabulary")
+    if isinstance(model, LanguageModel):
+        model.eval()                                  # read, never trained here: no dropout
     if not isinstance(model, LanguageModel) or not isinstance(vocabulary, str):
         raise ValueError(f"expected a character model saved by bptt train chars (a LanguageModel with its "
                          f"vocabulary), got a {type(model).__name__} in {os.fspath(checkpoint)!r}"

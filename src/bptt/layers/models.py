@@ -212,13 +212,18 @@ class LanguageModel(Module):
     Shapes (T steps, N batch, V vocabulary, E embedding, H hidden, L layers): ``tokens (T, N)`` integers in
     ``0..V-1``, or unbatched ``(T,)`` -> ``logits (T, N, V)`` or ``(T, V)``; states ``(L, N, H)`` or ``(L, H)``,
     a pair ``(h, c)`` for an LSTM. Time-major only. ``cell`` picks the recurrent family: ``"lstm"`` (default),
-    ``"gru"`` or ``"rnn"``; ``dropout`` is applied between the stack's layers in training mode (:meth:`train`,
-    the default; :meth:`eval` turns it off). Parameters are the children's arrays under the prefixes
-    ``embedding.``, ``rnn.`` and ``head.`` (``params["embedding.weight"] is model.embedding.params["weight"]``),
-    so the keys are the state-dict keys of the equivalent PyTorch module with attributes ``embedding``
-    (``nn.Embedding(V, E)``), ``rnn`` (``nn.LSTM|GRU|RNN(E, H, L)``) and ``head`` (``nn.Linear(H, V)``). Init:
-    each child's own, as PyTorch's (the embedding :math:`\mathcal{N}(0, 1)`, the others uniform), drawn in
-    that order from one generator.
+    ``"gru"`` or ``"rnn"``. ``dropout`` :math:`p` acts on every non-recurrent connection in training mode
+    (:meth:`train`, the default; :meth:`eval` turns it off), as Zaremba, Sutskever and Vinyals (2014) regularise a
+    language model and as PyTorch's ``word_language_model`` example does: on the embeddings the stack reads,
+    between the stack's layers (the stack's own ``dropout``) and on the top layer's outputs before the head;
+    each a mask :math:`m / (1 - p)`, :math:`m \sim \mathrm{Bernoulli}(1 - p)`, drawn from the stack's ``rng``
+    in that order. The state carried from step to step is never dropped. Parameters are the children's arrays
+    under the prefixes ``embedding.``, ``rnn.`` and ``head.`` (``params["embedding.weight"] is
+    model.embedding.params["weight"]``), so the keys are the state-dict keys of the equivalent PyTorch module
+    with attributes ``embedding`` (``nn.Embedding(V, E)``), ``rnn`` (``nn.LSTM|GRU|RNN(E, H, L)``) and ``head``
+    (``nn.Linear(H, V)``), and dropout modules beside them that have no parameters. Init: each child's own, as
+    PyTorch's (the embedding :math:`\mathcal{N}(0, 1)`, the others uniform), drawn in that order from one
+    generator.
 
     With :math:`x_{t,n}` the token at step :math:`t` of sequence :math:`n` and :math:`W_E` the embedding table,
 
@@ -238,8 +243,9 @@ class LanguageModel(Module):
     embedding scatter-adds that into the rows of the tokens read. The tokens have no gradient, and none flows
     into the initial states: the truncation point of truncated BPTT.
 
-    ``forward(tokens, hx)`` starts from the states ``hx`` (zeros when omitted) and keeps the final states in
-    ``final_state``: feeding the next chunk of a long sequence with ``hx=model.final_state`` continues it
+    ``forward(tokens, hx)`` starts from the states ``hx`` (zeros when omitted), keeps the top layer's outputs
+    :math:`h_t` that the head read in ``hidden`` (``(T, N, H)``; a neural cache looks them up) and the final
+    states in ``final_state``: feeding the next chunk of a long sequence with ``hx=model.final_state`` continues it
     exactly (truncated BPTT), and so does feeding one token at a time (sampling).
 
     Examples
@@ -278,6 +284,8 @@ class LanguageModel(Module):
         self.params = {f"{prefix}.{k}": v for prefix, child in children.items() for k, v in child.params.items()}
         self.grads = {f"{prefix}.{k}": v for prefix, child in children.items() for k, v in child.grads.items()}
         self.final_state = None
+        self.hidden: NDArray | None = None                    # the top layer's outputs in the last forward pass
+        self._masks: tuple[NDArray | None, NDArray | None] = (None, None)    # dropout on the stack's input, output
         self._logits_shape: tuple[int, ...] | None = None    # the last forward pass's logits shape
 
     @property
@@ -317,9 +325,12 @@ class LanguageModel(Module):
         if tokens.size == 0:
             raise ValueError(f"{where}: expected tokens with at least one step and one sequence, got shape "
                              f"{tokens.shape}.")
-        out, final_state = self.rnn(self.embedding(tokens), hx)
-        logits = self.head(out)
-        self.final_state = final_state
+        embedded = self.embedding(tokens)
+        self._masks = self._dropout_mask(embedded.shape), None
+        out, final_state = self.rnn(embedded if self._masks[0] is None else embedded * self._masks[0], hx)
+        self._masks = self._masks[0], self._dropout_mask(out.shape)
+        logits = self.head(out if self._masks[1] is None else out * self._masks[1])
+        self.final_state, self.hidden = final_state, out
         self._logits_shape = logits.shape
         return logits
 
@@ -332,9 +343,21 @@ class LanguageModel(Module):
         dlogits = as_float_array(where, "dlogits", dlogits, self.dtype, copy=False)
         check_shape(where, "dlogits", dlogits, self._logits_shape,
                     "dlogits must have the shape of the logits, tokens.shape + (vocab_size,).")
-        # z_t = W h_t + b:  dL/dh_t = dL/dz_t W  (every step at once)
+        # z_t = W (m_out * h_t) + b:  dL/dh_t = m_out * (dL/dz_t W)  (every step at once)
         dout = self.head.backward(dlogits)
+        if self._masks[1] is not None:
+            dout = dout * self._masks[1]
         # BPTT through the stack; the gradient of the initial states is dropped (truncation point)
         dembedded, _ = self.rnn.backward(dout)
+        # the stack read m_in * e_t:  dL/de_t = m_in * dL/d(stack input)
+        if self._masks[0] is not None:
+            dembedded = dembedded * self._masks[0]
         # e_t = W_E[x_t]:  dL/dW_E[v] = sum of dL/de_t over the steps that read token v
         self.embedding.backward(dembedded)
+
+    def _dropout_mask(self, shape: tuple[int, ...]) -> NDArray | None:
+        """A fresh mask ``m / (1 - p)`` of ``shape`` in training mode with ``dropout > 0``, else None."""
+        p = self.rnn.dropout
+        if not (self.training and p > 0):
+            return None
+        return (self.rnn.rng.random(shape) >= p).astype(self.dtype) / (1.0 - p)

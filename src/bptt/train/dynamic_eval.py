@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import NDArray
@@ -103,7 +104,25 @@ def dynamic_bits_per_character(model, x: NDArray, y: NDArray, *, segment: int = 
     >>> dynamic_bits_per_character(model, x, y, segment=6, lr=0.05) < static
     True
     """
-    where = "dynamic_bits_per_character"
+    nats = 0.0
+    checked = _checked("dynamic_bits_per_character", x, y, segment, lr, decay)
+    for logits, _, targets in _segments(model, *checked):
+        nats += cross_entropy(logits, targets)[0] * targets.size      # scored before the update that sees it
+    return nats / np.size(y) / math.log(2)
+
+
+def dynamic_segments(model, x: NDArray, y: NDArray, *, segment: int = SEGMENT, lr: float = LR,
+                     decay: float = DECAY) -> Iterator[tuple[NDArray, NDArray, NDArray]]:
+    """The segments of :func:`dynamic_bits_per_character`, in order: for each, the logits ``(k, N, V)`` and the
+    top layer's outputs ``(k, N, H)`` (``model.hidden``) it was scored with, before the update that sees it,
+    and its targets ``(k, N)``. The arguments are those of :func:`dynamic_bits_per_character`; ``model`` is
+    left unchanged."""
+    return _segments(model, *_checked("dynamic_segments", x, y, segment, lr, decay))
+
+
+def _checked(where: str, x: object, y: object, segment: object, lr: object,
+             decay: object) -> tuple[NDArray, NDArray, int, float, float]:
+    """The arguments of :func:`dynamic_segments`, checked; TypeError or ValueError naming ``where``."""
     segment = check_positive_int(where, "segment", segment)
     lr = _check_real(where, "lr", lr, 0.0, math.inf)
     decay = _check_real(where, "decay", decay, 0.0, 1.0)
@@ -116,20 +135,25 @@ def dynamic_bits_per_character(model, x: NDArray, y: NDArray, *, segment: int = 
                          "pass tokens[:, None].")
     if y.shape != x.shape:
         raise ValueError(f"{where}: expected y of the shape of x {x.shape}, got {y.shape}.")
+    return x, y, segment, lr, decay
 
+
+def _segments(model, x: NDArray, y: NDArray, segment: int, lr: float,
+              decay: float) -> Iterator[tuple[NDArray, NDArray, NDArray]]:
+    """:func:`dynamic_segments` on checked arguments."""
     twin = type(model)(**model.config(), rng=0)      # the weights are overwritten: any init does
     twin.load_state_dict(model.state_dict())
     twin.train(model.training)
     trained = twin.state_dict()                      # theta_0, for the decay
     mean_square = {name: np.zeros_like(theta) for name, theta in twin.params.items()}
-    state, nats, updates = None, 0.0, 0
+    state, updates = None, 0
     for start in range(0, len(x), segment):
         logits = twin(x[start:start + segment], state)
         state = twin.final_state                     # carried on; the segment's gradient stops at its start
-        loss, dlogits = cross_entropy(logits, y[start:start + segment])
-        nats += loss * dlogits.shape[0] * dlogits.shape[1]  # scored before the update that sees it
+        yield logits, twin.hidden, y[start:start + segment]     # scored before the update that sees it
         if lr == 0.0 or start + segment >= len(x):
             continue
+        dlogits = cross_entropy(logits, y[start:start + segment])[1]
         twin.zero_grad()
         twin.backward(dlogits)
         updates += 1
@@ -144,4 +168,4 @@ def dynamic_bits_per_character(model, x: NDArray, y: NDArray, *, segment: int = 
             if decay:
                 step -= decay * (trained[name] - theta)
             theta -= step
-    return nats / x.size / math.log(2)
+

@@ -328,6 +328,12 @@ def beats_baseline(task, pred: NDArray, target: NDArray) -> bool:
     return better_by_standard_errors(task.loss_terms(pred, target) - task.loss_terms(np.zeros_like(pred), target))
 
 
+def _set_training(model: Module, mode: bool) -> None:
+    """Dropout on (``mode``: the training steps) or off (everything else), for a model with the two modes."""
+    if hasattr(model, "training"):
+        model.train(mode)
+
+
 def better_by_standard_errors(difference: NDArray, standard_errors: float = 1.0) -> bool:
     """Whether the paired loss differences ``difference`` (candidate minus baseline, one per target) show the
     candidate better by more than ``standard_errors`` standard errors of their mean (with one target: better
@@ -345,6 +351,10 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
         resume: TrainState | None = None, checkpoint_every: int | None = None,
         should_stop: Callable[[], bool] | None = None) -> History:
     """Train ``model`` on ``task`` in place and leave it with the weights of its best validation loss.
+
+    A model with training and evaluation modes (dropout: :class:`bptt.layers.models.LanguageModel`) is in
+    training mode for each step only; evaluations, the callbacks and the caller see it in evaluation mode, and
+    it is left so.
 
     A task whose ``untrained_is_baseline`` is true (its untrained model outputs zeros, a baseline forecast) has
     that model scored on the validation split first (step 0): it is kept unless an evaluation does better, and
@@ -384,6 +394,7 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
         history, best_state = _copy_history(resume.history), resume.best_params
         evaluations_without_gain, done = resume.evaluations_without_gain, resume.step
 
+    _set_training(model, False)
     baseline = getattr(task, "untrained_is_baseline", False)
     if resume is None and baseline:
         # The untrained model is a forecast worth keeping (the csv task's baseline): it is the first candidate.
@@ -401,7 +412,9 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
     for step in range(done + 1, last + 1):
         optimizer.lr = config.lr_at(step - 1)
         x, y = task.batch(streams["train"], config.batch_size, model.dtype)
+        _set_training(model, True)
         loss, norm = _step(model, task, optimizer, x, y, config, step)
+        _set_training(model, False)                  # evaluations, callbacks and the caller see no dropout
         _check_divergence(loss, history, config, step)
         history.step.append(step)
         history.loss.append(loss)

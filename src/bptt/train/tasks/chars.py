@@ -20,7 +20,9 @@ text read as one stream, the state carried from each character to the next:
 Beside it the task reports two baselines fitted on the training text only (:mod:`bptt.train.baselines`):
 the add-one unigram and the interpolated Kneser-Ney n-gram whose order is chosen on the validation text; and
 the model's BPC under dynamic evaluation (:mod:`bptt.train.dynamic_eval`: one gradient step after each
-segment of the test stream is scored), reported beside the static figure, never in its place.
+segment of the test stream is scored) and with a neural cache (:mod:`bptt.train.neural_cache`: the model
+mixed with a lookup of its own recent hidden states), each reported beside the static figure, never in its
+place.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from bptt._validation import check_positive_int, check_shape
 from bptt.train.baselines import best_ngram, unigram_bpc
 from bptt.train.dynamic_eval import dynamic_bits_per_character
 from bptt.train.losses import cross_entropy
+from bptt.train.neural_cache import cache_bits_per_character, choose_cache
 from bptt.train.tasks._common import check_split
 
 CORPUS_FILES = (
@@ -63,6 +66,10 @@ PROGRESS_SAMPLE = 72
 
 TEST_CHUNK = 512
 """Steps per forward call when the test text is read as one stream (the state is carried between calls)."""
+
+CACHE_VALIDATION = 30_000
+"""Characters of the validation text, from its start, read as one stream to choose the neural cache's
+settings (:func:`bptt.train.neural_cache.choose_cache`)."""
 
 
 @functools.cache
@@ -114,6 +121,7 @@ class CharsTask:
     text: str | None = None
     seq_len: int = 128
     embedding_dim: int = 32
+    dropout: float = 0.2
     name: str = field(default="chars", init=False)
     input_size: int = field(init=False)
     output_size: int = field(init=False)
@@ -128,6 +136,8 @@ class CharsTask:
     def __post_init__(self) -> None:
         check_positive_int("CharsTask", "seq_len", self.seq_len)
         check_positive_int("CharsTask", "embedding_dim", self.embedding_dim)
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"CharsTask: expected dropout in [0, 1), got {self.dropout!r}.")
         corpus = default_corpus() if self.text is None else read_text(self.text)
         source = "the standard-library corpus" if self.text is None else repr(self.text)
         if not corpus:
@@ -161,11 +171,12 @@ class CharsTask:
     # -- the model and the data ------------------------------------------------------------------------------
 
     def build_model(self, hidden_size: int, num_layers: int, *, cell: str, dtype: object, rng: object):
-        """A :class:`bptt.layers.models.LanguageModel` over this vocabulary."""
+        """A :class:`bptt.layers.models.LanguageModel` over this vocabulary, with the task's ``dropout`` on its
+        non-recurrent connections in training."""
         from bptt.layers.models import LanguageModel
 
-        return LanguageModel(self.input_size, self.embedding_dim, hidden_size, num_layers, cell=cell, dtype=dtype,
-                             rng=rng)
+        return LanguageModel(self.input_size, self.embedding_dim, hidden_size, num_layers, cell=cell,
+                             dropout=self.dropout, dtype=dtype, rng=rng)
 
     def encode(self, text: str) -> NDArray:
         """Character ids of ``text``; ValueError naming every character outside the vocabulary."""
@@ -245,13 +256,20 @@ class CharsTask:
 
     def metrics(self, model, data: tuple[NDArray, NDArray]) -> dict[str, float]:
         """``test_bpc`` on the test stream, the baselines on the same characters, ``bpc_margin`` (the best
-        n-gram's BPC minus the model's: above 0 the model is better), ``test_bpc_dynamic`` and
+        n-gram's BPC minus the model's: above 0 the model is better); ``test_bpc_dynamic`` and
         ``bpc_margin_dynamic``, the same two under dynamic evaluation with its default segment and learning
-        rate (:func:`bptt.train.dynamic_eval.dynamic_bits_per_character`; ``model`` is left unchanged),
-        ``vocab_size`` and ``corpus_chars``."""
+        rate (:func:`bptt.train.dynamic_eval.dynamic_bits_per_character`); ``test_bpc_cache`` and
+        ``bpc_margin_cache`` with a neural cache (:mod:`bptt.train.neural_cache`) whose ``cache_flatness`` and
+        ``cache_weight`` were chosen on the first :data:`CACHE_VALIDATION` characters of the validation text;
+        ``vocab_size`` and ``corpus_chars``. ``model`` is left unchanged."""
         x, y = data
         bpc = self.bits_per_character(model, x, y)
         dynamic = dynamic_bits_per_character(model, x, y)
+        validation = self.splits["validation"][:CACHE_VALIDATION + 1]
+        cache = choose_cache(model, validation[:-1, None], validation[1:, None])[0]
+        cached = cache_bits_per_character(model, x, y, cache)
         ngram = self.baselines["baseline_bpc"]
         return {"test_bpc": bpc, **self.baselines, "bpc_margin": ngram - bpc, "test_bpc_dynamic": dynamic,
-                "bpc_margin_dynamic": ngram - dynamic, "vocab_size": self.input_size, "corpus_chars": self.corpus_chars}
+                "bpc_margin_dynamic": ngram - dynamic, "test_bpc_cache": cached, "bpc_margin_cache": ngram - cached,
+                "cache_flatness": cache.flatness, "cache_weight": cache.weight, "vocab_size": self.input_size,
+                "corpus_chars": self.corpus_chars}
