@@ -24,11 +24,12 @@ def _model(dtype=np.float64) -> LanguageModel:
 
 
 def _rhyme_task(tmp_path) -> tuple[CharsTask, LanguageModel, np.ndarray, np.ndarray]:
-    """A chars task on a short rhyme, an untrained model of it, and its test stream."""
+    """A chars task on a short rhyme, an untrained model of it in evaluation mode (the task's dropout off, as
+    after training), and its test stream."""
     path = tmp_path / "text.txt"
     path.write_text("the cat sat on the mat. the dog sat on the log.\n" * 30, encoding="utf-8")
     task = CharsTask(text=str(path), seq_len=8)
-    return (task, task.build_model(16, 1, cell="lstm", dtype=np.float64, rng=1), *task.held_out("test"))
+    return (task, task.build_model(16, 1, cell="lstm", dtype=np.float64, rng=1).eval(), *task.held_out("test"))
 
 
 def test_with_lr_zero_it_is_the_static_bits_per_character(tmp_path):
