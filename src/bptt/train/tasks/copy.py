@@ -35,8 +35,10 @@ IGNORE = -1
 
 
 def _defaults() -> dict[str, object]:
-    # Measured: about 97% of the symbols are recalled after 3,000 steps and all of them after 6,000.
-    return {"hidden_size": 64, "num_layers": 1, "steps": 6000, "batch_size": 64, "lr": 5e-3, "eval_every": 100}
+    # Measured: about 97% of the symbols are recalled after 3,000 steps and all of them after 6,000 on most
+    # seeds; seed 3 of 0-4 learns slowly and reached 0.897 after 6,000 (0.942 with a decay ending at 5e-4; every
+    # seed stays at chance with lr 1e-2). With 10,000 steps it reaches 0.999, and seeds 0-9 all pass the goal.
+    return {"hidden_size": 64, "num_layers": 1, "steps": 10000, "batch_size": 64, "lr": 5e-3, "eval_every": 100}
 
 
 @dataclass(frozen=True)
