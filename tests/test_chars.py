@@ -277,6 +277,8 @@ def test_dropout_is_an_option_of_the_chars_task_checked_and_off_outside_the_trai
 
     with pytest.raises(ValueError, match=r"CharsTask: expected dropout in \[0, 1\), got 1.5"):
         CharsTask(text=str(text_file), dropout=1.5)
+    with pytest.raises(TypeError, match="CharsTask: expected dropout to be a real number, got str"):
+        CharsTask(text=str(text_file), dropout="0.2")
     experiment = resolve("chars", 0, {"text": str(text_file), "seq_len": 8, "dropout": 0.3}, steps=4, eval_every=2,
                          hidden_size=8, batch_size=4)
     first, again = run(experiment), run(experiment)

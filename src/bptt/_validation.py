@@ -31,6 +31,15 @@ def check_bool(where: str, name: str, value: object) -> bool:
     return bool(value)
 
 
+def check_dropout(where: str, value: object) -> float:
+    """Return ``value`` as a float, or raise if it is not a real number in ``[0, 1)`` (a dropout probability)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: expected dropout to be a real number, got {type(value).__name__}.")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{where}: expected dropout in [0, 1), got {value!r}.")
+    return float(value)
+
+
 def check_path(where: str, path: object) -> str:
     """Return ``path`` as a string, or raise if it is not a ``str`` or ``os.PathLike``."""
     if not isinstance(path, (str, os.PathLike)):

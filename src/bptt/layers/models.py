@@ -4,8 +4,6 @@ read from token embeddings and predicting the next token at every step (:class:`
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from numpy.typing import NDArray
 
@@ -13,6 +11,7 @@ from bptt._validation import (
     as_array,
     as_float_array,
     check_bool,
+    check_dropout,
     check_dtype,
     check_positive_int,
     check_shape,
@@ -270,14 +269,11 @@ class LanguageModel(Module):
         for name, size in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim),
                            ("hidden_size", hidden_size), ("num_layers", num_layers)):
             check_positive_int(where, name, size)
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
-            raise TypeError(f"{where}: expected dropout to be a real number, got {type(dropout).__name__}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{where}: expected dropout in [0, 1), got {dropout!r}.")
+        dropout = check_dropout(where, dropout)
         self.dtype = check_dtype(where, dtype)
         generator = resolve_rng(where, rng)
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=self.dtype, rng=generator)
-        self.rnn = CELLS[cell](embedding_dim, hidden_size, num_layers=num_layers, dropout=float(dropout),
+        self.rnn = CELLS[cell](embedding_dim, hidden_size, num_layers=num_layers, dropout=dropout,
                                dtype=self.dtype, rng=generator)
         self.head = Linear(hidden_size, vocab_size, dtype=self.dtype, rng=generator)
         children = {"embedding": self.embedding, "rnn": self.rnn, "head": self.head}

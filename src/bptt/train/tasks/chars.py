@@ -38,7 +38,7 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from bptt._validation import check_positive_int, check_shape
+from bptt._validation import check_dropout, check_positive_int, check_shape
 from bptt.train.baselines import best_ngram, unigram_bpc
 from bptt.train.dynamic_eval import dynamic_bits_per_character
 from bptt.train.losses import cross_entropy
@@ -139,8 +139,7 @@ class CharsTask:
     def __post_init__(self) -> None:
         check_positive_int("CharsTask", "seq_len", self.seq_len)
         check_positive_int("CharsTask", "embedding_dim", self.embedding_dim)
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise ValueError(f"CharsTask: expected dropout in [0, 1), got {self.dropout!r}.")
+        check_dropout("CharsTask", self.dropout)
         corpus = default_corpus() if self.text is None else read_text(self.text)
         source = "the standard-library corpus" if self.text is None else repr(self.text)
         if not corpus:
