@@ -10,6 +10,7 @@ import pytest
 
 from bptt.layers.models import LanguageModel
 from bptt.train.baselines import KneserNey, best_ngram, unigram_bpc
+from bptt.train.neural_cache import Cache, cache_bits_per_character
 from bptt.train.tasks.chars import CORPUS_FILES, SPLIT, CharsTask, default_corpus
 
 TEXT = "the cat sat on the mat. the dog sat on the log. a cat and a dog.\n" * 40
@@ -122,9 +123,12 @@ def test_metrics_report_the_model_beside_both_baselines(text_file):
     assert set(metrics) >= {"test_bpc", "baseline_bpc", "baseline_order", "unigram_bpc", "vocab_size",
                             "corpus_chars", "bpc_margin"}
     assert metrics["bpc_margin"] == pytest.approx(metrics["baseline_bpc"] - metrics["test_bpc"])
-    for figure in ("dynamic", "cache"):
+    for figure in ("dynamic", "cache", "dynamic_cache"):
         assert metrics[f"bpc_margin_{figure}"] == pytest.approx(metrics["baseline_bpc"] - metrics[f"test_bpc_{figure}"])
     assert metrics["test_bpc_cache"] <= metrics["test_bpc"] + 1e-9 or metrics["cache_weight"] > 0
+    dynamic_cache = Cache(metrics["dynamic_cache_flatness"], metrics["dynamic_cache_weight"])
+    assert metrics["test_bpc_dynamic_cache"] == pytest.approx(
+        cache_bits_per_character(model, *task.held_out("test"), dynamic_cache, dynamic=True), rel=1e-12)
     assert metrics["baseline_bpc"] < metrics["unigram_bpc"] < metrics["test_bpc"]   # an untrained model is worst
 
 

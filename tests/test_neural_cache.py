@@ -12,6 +12,7 @@ from bptt.train.neural_cache import (
     FLATNESS,
     WEIGHTS,
     Cache,
+    bits_alone_and_cached,
     cache_bits_per_character,
     cache_probabilities,
     choose_cache,
@@ -79,8 +80,34 @@ def test_choose_cache_takes_the_best_of_its_grid_or_none():
     assert not model.training and math.isfinite(bits)
 
 
-def test_a_cache_size_below_one_is_refused():
+def test_choose_cache_in_the_dynamic_reading_scores_what_it_chose_there():
+    """Every flatness of the grid from one set of dot products gives what one flatness at a time gives, in
+    the reading the settings are chosen for."""
+    model = LanguageModel(8, 4, 16, rng=3).eval()
+    x, y = _stream("abcdefgh" * 4 + "hgfedcba" * 4, "abcdefgh")
+    best, bits = choose_cache(model, x, y, dynamic=True)
+    assert bits == pytest.approx(cache_bits_per_character(model, x, y, best, dynamic=True), rel=1e-12)
+    assert bits != pytest.approx(choose_cache(model, x, y)[1], rel=1e-6)   # not the static reading
+    grid = [(cache_bits_per_character(model, x, y, Cache(theta, weight), dynamic=True), theta, weight)
+            for theta in FLATNESS for weight in WEIGHTS]
+    assert bits == pytest.approx(min(min(grid)[0], dynamic_bits_per_character(model, x, y)), rel=1e-12)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_one_reading_gives_the_model_alone_and_with_the_cache(dynamic):
+    model = LanguageModel(4, 3, 8, rng=1).eval()
+    x, y = _stream("abcdabdcabcd" * 6, "abcd")
+    alone, cached = bits_alone_and_cached(model, x, y, Cache(0.5, 0.3), dynamic=dynamic)
+    lr = {} if dynamic else {"lr": 0.0}
+    assert alone == pytest.approx(dynamic_bits_per_character(model, x, y, **lr), rel=1e-10)
+    assert cached == pytest.approx(cache_bits_per_character(model, x, y, Cache(0.5, 0.3), dynamic=dynamic),
+                                   rel=1e-12)
+    assert cached != pytest.approx(alone, rel=1e-6)
+
+
+@pytest.mark.parametrize("function", [cache_bits_per_character, bits_alone_and_cached])
+def test_a_cache_size_below_one_is_refused(function):
     model = LanguageModel(4, 3, 8, rng=1)
     x, y = _stream("abcdabcd", "abcd")
-    with pytest.raises(ValueError, match="cache_bits_per_character: expected size"):
-        cache_bits_per_character(model, x, y, Cache(0.5, 0.2, size=0))
+    with pytest.raises(ValueError, match=f"{function.__name__}: expected size"):
+        function(model, x, y, Cache(0.5, 0.2, size=0))

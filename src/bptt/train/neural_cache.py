@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from bptt._validation import check_positive_int
 from bptt.train.dynamic_eval import dynamic_segments
 
-SIZE = 4000
+SIZE = 10_000
 """Hidden states kept, :math:`L` (the characters read last)."""
 
 FLATNESS = (0.1, 0.3, 1.0, 3.0)
@@ -54,17 +54,18 @@ class Cache(NamedTuple):
 
 def stream_states(model, x: NDArray, y: NDArray, *, dynamic: bool = False) -> tuple[NDArray, NDArray]:
     """The top layer's hidden state at every step of one stream ``x (n, 1) -> y (n, 1)`` and the model's
-    probabilities of the next character, ``(n, H)`` and ``(n, V)`` float64: read as one stream with the state
-    carried, or with ``dynamic`` under dynamic evaluation (:func:`bptt.train.dynamic_eval.dynamic_segments`,
-    its defaults: each segment's states and probabilities are those it was scored with). ``model`` is a
-    :class:`bptt.layers.models.LanguageModel` and is left unchanged."""
+    probabilities of the next character: ``(n, H)`` in the model's dtype (the cache computes in it) and
+    ``(n, V)`` float64; read as one stream with the state carried, or with ``dynamic`` under dynamic
+    evaluation (:func:`bptt.train.dynamic_eval.dynamic_segments`, its defaults: each segment's states and
+    probabilities are those it was scored with). ``model`` is a :class:`bptt.layers.models.LanguageModel` and
+    is left unchanged."""
     segments = dynamic_segments(model, x, y) if dynamic else dynamic_segments(model, x, y, segment=CHUNK, lr=0.0)
     states, probabilities = [], []
     for logits, hidden, _ in segments:
         logits = logits[:, 0].astype(np.float64)
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities.append(p / p.sum(axis=1, keepdims=True))
-        states.append(hidden[:, 0].astype(np.float64))
+        states.append(hidden[:, 0])
     return np.concatenate(states), np.concatenate(probabilities)
 
 
@@ -73,30 +74,54 @@ def cache_probabilities(states: NDArray, y: NDArray, flatness: float, size: int 
     r""":math:`p_\mathrm{cache}(\cdot \mid h_t)` at every step ``(n, V)``, from the states ``(n, H)`` and the
     characters that followed them ``y (n,)``; and whether step ``t`` had a cache at all ``(n,)`` (false at
     ``t = 0``)."""
+    return _cache_probabilities(states, y, (flatness,), size, vocab_size, chunk)[0], np.arange(len(states)) > 0
+
+
+def _cache_probabilities(states: NDArray, y: NDArray, flatness: tuple[float, ...], size: int,
+                         vocab_size: int | None, chunk: int) -> list[NDArray]:
+    """:func:`cache_probabilities` for each of the ``flatness`` values, from one set of dot products
+    :math:`h_t^\top h_i` (the costly part: the exponentials are cheap beside them)."""
     n = len(states)
     vocab_size = int(y.max()) + 1 if vocab_size is None else vocab_size
-    result = np.zeros((n, vocab_size))
+    results = [np.zeros((n, vocab_size)) for _ in flatness]
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         first = max(0, start - size)                               # the oldest state any step here may see
-        scores = flatness * (states[start:stop] @ states[first:stop].T)   # (chunk, keys)
+        similarity = states[start:stop] @ states[first:stop].T     # (chunk, keys)
         steps, keys = np.arange(start, stop)[:, None], np.arange(first, stop)[None, :]
-        scores[(keys >= steps) | (keys < steps - size)] = -np.inf  # only the L states before step t
-        top = scores.max(axis=1, keepdims=True)
-        weights = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
-        total = weights.sum(axis=1, keepdims=True)
-        weights /= np.where(total > 0, total, 1.0)
-        result[start:stop] = weights @ np.eye(vocab_size)[y[first:stop]]  # sum the weights of each next character
-    return result, np.arange(n) > 0
+        unseen = (keys >= steps) | (keys < steps - size)           # only the L states before step t count
+        following = np.eye(vocab_size, dtype=similarity.dtype)[y[first:stop]]   # (keys, V), one-hot
+        for theta, result in zip(flatness, results, strict=True):
+            scores = theta * similarity
+            scores[unseen] = -np.inf
+            top = scores.max(axis=1, keepdims=True)
+            weights = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
+            total = weights.sum(axis=1, keepdims=True)
+            weights /= np.where(total > 0, total, 1.0)
+            result[start:stop] = weights @ following                # sum the weights of each next character
+    return results
 
 
 def cache_bits_per_character(model, x: NDArray, y: NDArray, cache: Cache, *, dynamic: bool = False) -> float:
     """Bits per character of ``model`` with the neural ``cache`` on the stream ``x (n, 1) -> y (n, 1)``, read
     statically or with ``dynamic`` under dynamic evaluation (:func:`stream_states`)."""
-    check_positive_int("cache_bits_per_character", "size", cache.size)
+    return _figures("cache_bits_per_character", model, x, y, cache, dynamic)[1]
+
+
+def bits_alone_and_cached(model, x: NDArray, y: NDArray, cache: Cache, *,
+                          dynamic: bool = False) -> tuple[float, float]:
+    """From one reading of the stream ``x (n, 1) -> y (n, 1)``, statically or with ``dynamic``: the bits per
+    character of ``model`` alone and with the neural ``cache`` (:func:`cache_bits_per_character`)."""
+    return _figures("bits_alone_and_cached", model, x, y, cache, dynamic)
+
+
+def _figures(where: str, model, x: NDArray, y: NDArray, cache: Cache, dynamic: bool) -> tuple[float, float]:
+    """:func:`bits_alone_and_cached`, its errors naming ``where``."""
+    check_positive_int(where, "size", cache.size)
     states, model_p = stream_states(model, x, y, dynamic=dynamic)
-    return _bits(model_p, *cache_probabilities(states, y[:, 0], cache.flatness, cache.size, model_p.shape[1]),
-                 y[:, 0], cache.weight)
+    alone = _bits(model_p, model_p, np.zeros(len(y), dtype=bool), y[:, 0], 0.0)
+    return alone, _bits(model_p, *cache_probabilities(states, y[:, 0], cache.flatness, cache.size, model_p.shape[1]),
+                        y[:, 0], cache.weight)
 
 
 def _bits(model_p: NDArray, cache_p: NDArray, cached: NDArray, y: NDArray, weight: float) -> float:
@@ -107,13 +132,17 @@ def _bits(model_p: NDArray, cache_p: NDArray, cached: NDArray, y: NDArray, weigh
 
 
 def choose_cache(model, x: NDArray, y: NDArray, flatness: tuple[float, ...] = FLATNESS,
-                 weights: tuple[float, ...] = WEIGHTS, size: int = SIZE) -> tuple[Cache, float]:
+                 weights: tuple[float, ...] = WEIGHTS, size: int = SIZE, *,
+                 dynamic: bool = False) -> tuple[Cache, float]:
     """The settings of lowest bits per character on the stream ``x (n, 1) -> y (n, 1)`` (the validation text),
-    and that figure."""
-    states, model_p = stream_states(model, x, y)
-    best = (Cache(0.0, 0.0, size), _bits(model_p, model_p, np.zeros(len(y), dtype=bool), y[:, 0], 0.0))
-    for theta in flatness:
-        cache_p, cached = cache_probabilities(states, y[:, 0], theta, size, model_p.shape[1])
+    read statically or with ``dynamic`` under dynamic evaluation (:func:`stream_states`), and that figure.
+    Under dynamic evaluation the model alone already predicts what it has just read better, so the cache
+    earns a smaller weight: choose its settings in the reading it will be used with."""
+    states, model_p = stream_states(model, x, y, dynamic=dynamic)
+    cached = np.arange(len(y)) > 0
+    best = (Cache(0.0, 0.0, size), _bits(model_p, model_p, ~cached, y[:, 0], 0.0))
+    every_cache_p = _cache_probabilities(states, y[:, 0], flatness, size, model_p.shape[1], CHUNK)
+    for theta, cache_p in zip(flatness, every_cache_p, strict=True):
         for weight in weights:
             bits = _bits(model_p, cache_p, cached, y[:, 0], weight)
             if bits < best[1]:

@@ -40,9 +40,8 @@ from numpy.typing import NDArray
 
 from bptt._validation import check_dropout, check_positive_int, check_shape
 from bptt.train.baselines import best_ngram, unigram_bpc
-from bptt.train.dynamic_eval import dynamic_bits_per_character
 from bptt.train.losses import cross_entropy
-from bptt.train.neural_cache import cache_bits_per_character, choose_cache
+from bptt.train.neural_cache import bits_alone_and_cached, choose_cache
 from bptt.train.tasks._common import check_split
 
 CORPUS_FILES = (
@@ -263,15 +262,20 @@ class CharsTask:
         rate (:func:`bptt.train.dynamic_eval.dynamic_bits_per_character`); ``test_bpc_cache`` and
         ``bpc_margin_cache`` with a neural cache (:mod:`bptt.train.neural_cache`) whose ``cache_flatness`` and
         ``cache_weight`` were chosen on the first :data:`CACHE_VALIDATION` characters of the validation text;
+        ``test_bpc_dynamic_cache`` and ``bpc_margin_dynamic_cache``, the cache under dynamic evaluation, its
+        ``dynamic_cache_flatness`` and ``dynamic_cache_weight`` chosen on the same characters read that way;
         ``vocab_size`` and ``corpus_chars``. ``model`` is left unchanged."""
         x, y = data
-        bpc = self.bits_per_character(model, x, y)
-        dynamic = dynamic_bits_per_character(model, x, y)
         validation = self.splits["validation"][:CACHE_VALIDATION + 1]
         cache = choose_cache(model, validation[:-1, None], validation[1:, None])[0]
-        cached = cache_bits_per_character(model, x, y, cache)
+        bpc, cached = bits_alone_and_cached(model, x, y, cache)
+        dynamic_cache = choose_cache(model, validation[:-1, None], validation[1:, None], dynamic=True)[0]
+        dynamic, dynamic_cached = bits_alone_and_cached(model, x, y, dynamic_cache, dynamic=True)
+        figures = {"test_bpc": bpc, "test_bpc_dynamic": dynamic, "test_bpc_cache": cached,
+                   "test_bpc_dynamic_cache": dynamic_cached}
         ngram = self.baselines["baseline_bpc"]
-        return {"test_bpc": bpc, **self.baselines, "bpc_margin": ngram - bpc, "test_bpc_dynamic": dynamic,
-                "bpc_margin_dynamic": ngram - dynamic, "test_bpc_cache": cached, "bpc_margin_cache": ngram - cached,
-                "cache_flatness": cache.flatness, "cache_weight": cache.weight, "vocab_size": self.input_size,
+        margins = {key.replace("test_bpc", "bpc_margin"): ngram - value for key, value in figures.items()}
+        return {**figures, **self.baselines, **margins, "cache_flatness": cache.flatness,
+                "cache_weight": cache.weight, "dynamic_cache_flatness": dynamic_cache.flatness,
+                "dynamic_cache_weight": dynamic_cache.weight, "vocab_size": self.input_size,
                 "corpus_chars": self.corpus_chars}
