@@ -19,6 +19,10 @@ The fast path in ``bptt.layers`` is held equal to this reference by tests, and t
 equal to PyTorch. It needs NumPy alone and imports nothing from ``bptt`` outside this subpackage, so it
 can be read, copied and checked on its own.
 
+:mod:`bptt.reference.attention` is the same for one decoder step's attention over encoder outputs
+(``attention_step_forward`` / ``attention_step_backward``, equations (A1)-(A4), general and additive scores,
+a mask of padded source positions), the unit :class:`bptt.Seq2Seq` is built from.
+
 Examples
 --------
 >>> import numpy as np
@@ -30,14 +34,18 @@ Examples
 ((5, 1, 2), (5, 1, 3), (8, 2))
 """
 
+from bptt.reference.attention import AttentionCache, attention_step_backward, attention_step_forward
 from bptt.reference.gru import GRUCache, gru_backward, gru_forward
 from bptt.reference.lstm import LSTMCache, lstm_backward, lstm_forward
 from bptt.reference.rnn import RNNCache, rnn_backward, rnn_forward
 
 __all__ = [
+    "AttentionCache",
     "GRUCache",
     "LSTMCache",
     "RNNCache",
+    "attention_step_backward",
+    "attention_step_forward",
     "gru_backward",
     "gru_forward",
     "lstm_backward",
