@@ -235,7 +235,7 @@ def test_regressor_backward_before_forward():
 @pytest.mark.parametrize(("module", "metadata", "error", "message"), [
     (object(), None, TypeError,
      "save: expected one of LSTM, GRU, RNN, Linear, Embedding, SequenceRegressor, SequenceClassifier, LanguageModel, "
-     "got object"),
+     "LSTMCell, GRUCell, RNNCell, Seq2Seq, got object"),
     (LSTM(2, 3, rng=0), [("run", 1)], TypeError, "save: expected metadata to be a mapping or None, got list"),
     (LSTM(2, 3, rng=0), {1: "one"}, TypeError, "save: expected metadata keys to be strings, got [1]"),
     (LSTM(2, 3, rng=0), {"weights": np.ones(2)}, TypeError,

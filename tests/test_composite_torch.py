@@ -330,6 +330,7 @@ def test_from_torch_refuses_extra_parameters():
 
 
 def test_to_torch_refuses_a_module_without_twin():
-    with pytest.raises(ValueError, match=r"^to_torch: expected a layer of type LSTM, GRU, RNN, Linear or a model of "
-                                         rf"type {MODEL_NAMES}, got Embedding\.$"):
+    with pytest.raises(ValueError, match=r"^to_torch: expected a layer of type LSTM, GRU, RNN, Linear, LSTMCell, "
+                                         rf"GRUCell, RNNCell or a model of type {MODEL_NAMES}, Seq2Seq, got "
+                                         r"Embedding\.$"):
         to_torch(Embedding(5, 2))

@@ -482,8 +482,9 @@ def test_converted_weights_are_copies():
 
 @pytest.mark.parametrize(("convert", "argument", "error", "message"), [
     (from_torch, lambda: torch.nn.Conv1d(2, 3, 1), ValueError,
-     r"from_torch: expected a torch\.nn module of type LSTM, GRU, RNN, Linear, got torch\.nn\.modules\.conv\.Conv1d"),
-    (from_torch, lambda: torch.nn.LSTMCell(2, 3), ValueError, r"got torch\.nn\.modules\.rnn\.LSTMCell"),
+     r"from_torch: expected a torch\.nn module of type LSTM, GRU, RNN, Linear, LSTMCell, GRUCell, RNNCell, got "
+     r"torch\.nn\.modules\.conv\.Conv1d"),
+    (from_torch, lambda: torch.nn.Bilinear(2, 3, 4), ValueError, r"got torch\.nn\.modules\.linear\.Bilinear"),
     (from_torch, lambda: type("MyLSTM", (torch.nn.LSTM,), {})(2, 3), ValueError, r"got .*MyLSTM"),
     (from_torch, lambda: LSTM(2, 3), TypeError, "from_torch: expected a torch.nn.Module, got LSTM"),
     (from_torch, lambda: torch.nn.GRU(2, 3, dtype=torch.float16), TypeError,

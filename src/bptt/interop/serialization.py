@@ -33,6 +33,7 @@ import numpy as np
 
 from bptt._validation import check_path
 from bptt.interop.io import load_arrays, save_arrays
+from bptt.layers.cells import GRUCell, LSTMCell, RNNCell
 from bptt.layers.embedding import Embedding
 from bptt.layers.gru import GRU
 from bptt.layers.linear import Linear
@@ -40,10 +41,12 @@ from bptt.layers.lstm import LSTM
 from bptt.layers.models import LanguageModel, SequenceClassifier, SequenceRegressor
 from bptt.layers.module import Module
 from bptt.layers.rnn import RNN
+from bptt.layers.seq2seq import Seq2Seq
 
 FORMAT = "bptt"
 CLASSES: dict[str, type[Module]] = {cls.__name__: cls for cls in (LSTM, GRU, RNN, Linear, Embedding, SequenceRegressor,
-                                                                   SequenceClassifier, LanguageModel)}
+                                                                   SequenceClassifier, LanguageModel, LSTMCell,
+                                                                   GRUCell, RNNCell, Seq2Seq)}
 
 
 def _json_config(module: Module) -> dict:

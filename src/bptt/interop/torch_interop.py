@@ -1,11 +1,11 @@
 r"""Conversion between bptt layers and models and their ``torch.nn`` twins: same options, same dtype, identical
 weights.
 
-``from_torch(module)`` turns a ``torch.nn.LSTM``, ``GRU``, ``RNN`` or ``Linear`` into the bptt layer of the
-same name, and ``to_torch(layer)`` does the reverse. The two libraries share constructor argument names and
-parameter names, so a conversion is the constructor call with the other library's options followed by a
-state-dict copy: the weights are copied bit for bit, never shared. The training/evaluation mode of a
-recurrent layer is carried over too (it decides whether dropout is applied).
+``from_torch(module)`` turns a ``torch.nn.LSTM``, ``GRU``, ``RNN``, ``Linear``, ``LSTMCell``, ``GRUCell`` or
+``RNNCell`` into the bptt layer of the same name, and ``to_torch(layer)`` does the reverse. The two libraries
+share constructor argument names and parameter names, so a conversion is the constructor call with the other
+library's options followed by a state-dict copy: the weights are copied bit for bit, never shared. The
+training/evaluation mode of a recurrent layer is carried over too (it decides whether dropout is applied).
 
 The composite models of :mod:`bptt.layers.models` convert as well. PyTorch has no module of their shape, so
 ``to_torch(model)`` returns a ``torch.nn.Module`` of this module's making, named after the model, whose
@@ -69,6 +69,8 @@ import inspect
 
 import numpy as np
 
+from bptt.interop.torch_seq2seq import seq2seq_to_torch
+from bptt.layers.cells import GRUCell, LSTMCell, RNNCell
 from bptt.layers.embedding import Embedding
 from bptt.layers.gru import GRU
 from bptt.layers.linear import Linear
@@ -77,8 +79,10 @@ from bptt.layers.models import LanguageModel, SequenceClassifier, SequenceRegres
 from bptt.layers.module import Module
 from bptt.layers.recurrent import RecurrentLayer
 from bptt.layers.rnn import RNN
+from bptt.layers.seq2seq import Seq2Seq
 
-CONVERTIBLE: dict[str, type[Module]] = {cls.__name__: cls for cls in (LSTM, GRU, RNN, Linear)}
+CONVERTIBLE: dict[str, type[Module]] = {cls.__name__: cls for cls in (LSTM, GRU, RNN, Linear, LSTMCell, GRUCell,
+                                                                       RNNCell)}
 """The bptt classes with a ``torch.nn`` twin of the same name."""
 
 COMPOSITES: dict[str, type[Module]] = {cls.__name__: cls for cls in (SequenceRegressor, SequenceClassifier,
@@ -278,8 +282,8 @@ def _composite_to_torch(torch, model: Module):
 
 def to_torch(layer: object):
     """The ``torch.nn`` twin of a bptt ``LSTM``, ``GRU``, ``RNN`` or ``Linear``, or the torch twin of a
-    ``SequenceRegressor``, ``SequenceClassifier`` or ``LanguageModel`` (see the module docstring): same options
-    and mode, the layer's dtype, the same weights, on the CPU.
+    ``SequenceRegressor``, ``SequenceClassifier``, ``LanguageModel`` (see the module docstring) or ``Seq2Seq``
+    (:mod:`bptt.interop.torch_seq2seq`): same options and mode, the layer's dtype, the same weights, on the CPU.
 
     Another bptt module (an ``Embedding``) raises ValueError, anything else TypeError.
     PyTorch's own warnings pass through (e.g. for ``dropout > 0`` with one layer, where it has no effect).
@@ -289,9 +293,11 @@ def to_torch(layer: object):
         raise TypeError(f"to_torch: expected a bptt layer, got {type(layer).__name__}.")
     if type(layer) in COMPOSITES.values():
         return _composite_to_torch(torch, layer)
+    if isinstance(layer, Seq2Seq):
+        return seq2seq_to_torch(torch, layer)
     if type(layer) not in CONVERTIBLE.values():
         raise ValueError(f"to_torch: expected a layer of type {', '.join(CONVERTIBLE)} or a model of type "
-                         f"{', '.join(COMPOSITES)}, got {type(layer).__name__}.")
+                         f"{', '.join([*COMPOSITES, 'Seq2Seq'])}, got {type(layer).__name__}.")
     options = {key: value for key, value in layer.config().items() if key != "dtype"}
     module = getattr(torch.nn, type(layer).__name__)(**options, dtype=getattr(torch, np.dtype(layer.dtype).name))
     if isinstance(layer, RecurrentLayer):
