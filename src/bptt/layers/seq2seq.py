@@ -35,8 +35,9 @@ from bptt._validation import (
     resolve_rng,
 )
 from bptt.layers._blas import matmul
-from bptt.layers.attention import SCORES, Attention
+from bptt.layers.attention import SCORES, Attention, AttentionStep
 from bptt.layers.cells import GRUCell, LSTMCell
+from bptt.layers.decoding import Decoded, beam_search, greedy
 from bptt.layers.embedding import Embedding, check_indices
 from bptt.layers.gru import GRU
 from bptt.layers.linear import Linear
@@ -210,16 +211,44 @@ class Seq2Seq(Module):
         mask = np.arange(len(source))[:, None] >= lengths[None, :]
         return enc, mask, states
 
+    def decode_step(self, previous: NDArray, o: NDArray, states: tuple[NDArray, ...], enc: NDArray, keys: NDArray,
+                    mask: NDArray) -> tuple[tuple[NDArray, ...], NDArray, AttentionStep]:
+        """(S3)-(S5) for one step of decoding, without dropout: the tokens read ``previous (N,)``, the last
+        :math:`o` and states, and the encoder's outputs, keys and mask to the new states, :math:`o_t` and the
+        attention step (its ``alpha (S, N)``). :mod:`bptt.layers.decoding` loops over it."""
+        embedded = self.target_embedding.params["weight"][previous]
+        states, o, step = self._decode_step(embedded, o, states, enc, keys, mask, dropout=False)
+        return states, o, step.attention
+
+    def decode(self, source: object, source_lengths: object, *, bos: int, eos: int, max_length: int | None = None,
+               beam: int = 1) -> list[Decoded]:
+        """The output of every source column, :class:`bptt.layers.decoding.Decoded` (tokens, attention weights,
+        mean log-probability per token): greedy with ``beam = 1``, else beam search, each output stopping at
+        ``eos`` or after ``max_length`` tokens (``2 S + 10`` when None); the decoder starts from ``bos``."""
+        where = "Seq2Seq.decode"
+        source, lengths = self.check_source(where, source, source_lengths)
+        vocab = self.target_embedding.num_embeddings
+        for name, token in (("bos", bos), ("eos", eos)):
+            if isinstance(token, bool) or not isinstance(token, (int, np.integer)) or not 0 <= token < vocab:
+                raise ValueError(f"{where}: expected {name} to be a target id in 0..{vocab - 1}, got {token!r}.")
+        max_length = 2 * source.shape[0] + 10 if max_length is None else check_positive_int(where, "max_length",
+                                                                                          max_length)
+        beam = check_positive_int(where, "beam", beam)
+        if beam == 1:
+            return greedy(self, source, lengths, int(bos), int(eos), max_length)
+        return beam_search(self, source, lengths, int(bos), int(eos), max_length, beam)
+
     def _decode_step(self, embedded: NDArray, o: NDArray, states: tuple[NDArray, ...], enc: NDArray,
-                     keys: NDArray, mask: NDArray) -> tuple[tuple[NDArray, ...], NDArray, _Step]:
-        """(S3)-(S5) for one step: the new states, :math:`o_t` and what the backward pass needs."""
+                     keys: NDArray, mask: NDArray, dropout: bool = True) -> tuple[tuple[NDArray, ...], NDArray, _Step]:
+        """(S3)-(S5) for one step: the new states, :math:`o_t` and what the backward pass needs; ``dropout``
+        applies the training mode's dropout."""
         states, cell_cache = self.decoder.step(np.concatenate([embedded, o], axis=1), states)   # (S3)
         h = states[0]
         a, _, attention_step = self.attention.step(keys, enc, mask, h)                          # (S4)
         combined = np.concatenate([a, h], axis=1)
         tanh_o = np.tanh(matmul(combined, self.combined_output_projection.params["weight"].T))  # (S5)
         keep = None
-        if self.training and self.dropout > 0:
+        if dropout and self.training and self.dropout > 0:
             keep = (self.rng.random(tanh_o.shape) >= self.dropout).astype(self.dtype) / (1.0 - self.dropout)
         return states, (tanh_o if keep is None else tanh_o * keep), _Step(cell_cache, attention_step, combined,
                                                                           tanh_o, keep)
