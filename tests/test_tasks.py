@@ -342,6 +342,23 @@ def test_cross_entropy_matches_torch(shape):
     np.testing.assert_allclose(upstream * dlogits, reference.grad.numpy(), rtol=0, atol=1e-12)
 
 
+def test_cross_entropy_ignores_a_label_as_torch_does():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    logits, labels = rng.standard_normal((5, 3, 6)), rng.integers(0, 6, size=(5, 3))
+    labels[2:, 1] = 0                                                     # a padded column
+    loss, dlogits = cross_entropy(logits, labels, ignore_index=0)
+    reference = torch.tensor(logits, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(reference.reshape(-1, 6), torch.as_tensor(labels).reshape(-1),
+                                                 ignore_index=0)
+    expected.backward()
+    assert loss == pytest.approx(expected.item(), rel=0, abs=1e-12)
+    np.testing.assert_allclose(dlogits, reference.grad.numpy(), rtol=0, atol=1e-12)
+    assert not dlogits[labels == 0].any()
+    with pytest.raises(ValueError, match=r"cross_entropy: expected at least one label other than ignore_index 0"):
+        cross_entropy(logits, np.zeros((5, 3), dtype=int), ignore_index=0)
+
+
 def test_cross_entropy_gradcheck_and_dtype():
     rng = np.random.default_rng(3)
     logits = rng.standard_normal((4, 3, 5))

@@ -103,15 +103,20 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     task.add_argument("--fill", choices=list(FILLS), default=None,
                       help="csv: fill empty cells by carrying the last value forward or interpolating (default: "
                            "refuse them)")
+    task.add_argument("--digits", type=_positive_int, default=None, metavar="D",
+                      help="addition: the most digits an operand has (3)")
+    task.add_argument("--reverse", action="store_true", default=None,
+                      help="addition: read the problem backwards, as Keras' addition example does")
     task.add_argument("--linear", action=argparse.BooleanOptionalAction, default=None,
                       help="csv: fit the linear stage, a ridge regression on the window that the network then "
                            "corrects (kept only when it beats the baseline on the validation split; default: on)")
 
 
 TASK_OPTIONS = ("pixels", "text", "dropout", "file", "target", "columns", "time_column", "window", "horizon",
-                "season", "fill", "linear")
+                "season", "fill", "linear", "digits", "reverse")
 """The task options the command line takes, each a field of the task(s) it belongs to (``--pixels``: digits,
-``--text`` and ``--dropout``: chars, the rest: csv); a flag left out or an option not given is no option."""
+``--text`` and ``--dropout``: chars, ``--digits`` and ``--reverse``: addition, the rest: csv); a flag left out
+or an option not given is no option."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -366,7 +371,8 @@ def _train_in(out: Path, args: argparse.Namespace, experiment: Experiment, resum
         summary = {"task": args.task, "task_options": dict(experiment.task_options), "model": experiment.cell,
                    "dtype": experiment.dtype, **result.metrics, "seconds": result.seconds,
                    **{key: value for key, value in task_metadata.items() if key != "vocabulary"},
-                   "steps": len(history.step), "best_step": history.best_step, "seed": experiment.seed,
+                   "steps": len(history.step), "best_step": history.best_step,
+                   "sequences_seen": len(history.step) * experiment.config.batch_size, "seed": experiment.seed,
                    "hidden_size": experiment.hidden_size, "checkpoint": str(checkpoint),
                    "train_state": str(train_state), "metrics": str(out / "metrics.jsonl"),
                    "figures": [str(p) for p in figures]}

@@ -20,6 +20,7 @@ from bptt.layers.models import CELLS, SequenceRegressor
 from bptt.layers.module import Module
 from bptt.train.fit import History, TrainConfig, TrainState, check_resume, data_streams, fit, load_train_state
 from bptt.train.tasks.adding import AddingTask
+from bptt.train.tasks.addition import AdditionTask
 from bptt.train.tasks.chars import CharsTask
 from bptt.train.tasks.copy import CopyTask
 from bptt.train.tasks.csv_forecast import CsvTask
@@ -28,7 +29,7 @@ from bptt.train.tasks.sine import SineTask
 from bptt.train.tasks.sunspots import SunspotsTask
 
 TASKS = {"sine": SineTask, "adding": AddingTask, "copy": CopyTask, "sunspots": SunspotsTask, "digits": DigitsTask,
-         "chars": CharsTask, "csv": CsvTask}
+         "chars": CharsTask, "csv": CsvTask, "addition": AdditionTask}
 MODEL_OPTIONS = ("cell", "hidden_size", "num_layers", "dtype")
 DTYPES = ("float64", "float32")
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))

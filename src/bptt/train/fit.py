@@ -285,19 +285,25 @@ def make_optimizer(model: Module, config: TrainConfig) -> Optimizer:
                                         **options)
 
 
+def predict(model: Module, task, x: object) -> NDArray:
+    """The model's output for the task's input ``x``: ``task.forward(model, x)`` where the task has one (a
+    sequence-to-sequence task's input is a batch of several arrays), else ``model(x)``."""
+    forward = getattr(task, "forward", None)
+    return model(x) if forward is None else forward(model, x)
+
+
 def _step(model: Module, task, optimizer, x: np.ndarray, y: np.ndarray, config: TrainConfig,
           step: int) -> tuple[float, float]:
     """One optimizer step per chunk of the batch (one chunk without ``tbptt``); returns the mean loss and
     the largest gradient norm before clipping."""
-    chunk = config.tbptt or len(x)
     state, losses, norms = None, [], []
-    for start in range(0, len(x), chunk):
-        pred = model(x[start:start + chunk], state)
-        if config.tbptt:  # read only here: a many-to-one classifier keeps no final_state
-            state = model.final_state  # carried into the next chunk; its gradient stops here
-            loss, dpred = task.loss(pred, y[start:start + chunk], start=start)
+    for start in range(0, len(x), config.tbptt) if config.tbptt else [None]:
+        if start is None:                          # the whole batch at once
+            loss, dpred = task.loss(predict(model, task, x), y)
         else:
-            loss, dpred = task.loss(pred, y)
+            pred = model(x[start:start + config.tbptt], state)
+            state = model.final_state  # carried into the next chunk; its gradient stops here
+            loss, dpred = task.loss(pred, y[start:start + config.tbptt], start=start)
         model.zero_grad()
         model.backward(dpred)
         norm = clip_grad_norm(model.grads, config.clip_norm)
@@ -398,7 +404,7 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
     baseline = getattr(task, "untrained_is_baseline", False)
     if resume is None and baseline:
         # The untrained model is a forecast worth keeping (the csv task's baseline): it is the first candidate.
-        history.best_step, history.best_val_loss = 0, task.loss(model(x_val), y_val)[0]
+        history.best_step, history.best_val_loss = 0, task.loss(predict(model, task, x_val), y_val)[0]
         best_state = model.state_dict()
         if on_best is not None:
             on_best(0, history)
@@ -421,7 +427,7 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
         history.grad_norm.append(norm)
         history.lr.append(optimizer.lr)
         if config.evaluates_at(step):
-            val_pred = model(x_val)
+            val_pred = predict(model, task, x_val)
             val_loss = task.loss(val_pred, y_val)[0]
             if not math.isfinite(val_loss):
                 raise NonFiniteError(f"training stopped at step {step}: non-finite validation loss ({val_loss}). "

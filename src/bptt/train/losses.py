@@ -30,7 +30,7 @@ def mse_loss(pred: NDArray, target: NDArray) -> tuple[float, NDArray]:
     return float(np.mean(diff * diff)), diff * (2.0 / diff.size)
 
 
-def cross_entropy(logits: NDArray, labels: NDArray) -> tuple[float, NDArray]:
+def cross_entropy(logits: NDArray, labels: NDArray, *, ignore_index: int | None = None) -> tuple[float, NDArray]:
     r"""Mean softmax cross-entropy over the leading dims and its gradient with respect to the logits.
 
     For logits :math:`z_{\cdot c}` over :math:`C` classes and integer labels :math:`y`,
@@ -38,13 +38,17 @@ def cross_entropy(logits: NDArray, labels: NDArray) -> tuple[float, NDArray]:
     .. math:: L = -\frac1n \sum_k \log \mathrm{softmax}(z_k)_{y_k}, \qquad
               \frac{\partial L}{\partial z_{kc}} = \frac1n \left(\mathrm{softmax}(z_k)_c - [c = y_k]\right),
 
-    with :math:`n` the number of labels. The log-softmax is computed as :math:`z - \max z - \log \sum
-    e^{z - \max z}` (log-sum-exp), so large logits neither overflow nor lose the loss to rounding.
+    with :math:`n` the number of labels. With ``ignore_index`` (PyTorch's ``F.cross_entropy(...,
+    ignore_index=...)``, e.g. the padding of a target sequence) the labels equal to it are left out of the sum
+    and of :math:`n`, and their logits get zero gradient; it needs at least one other label. The log-softmax
+    is computed as :math:`z - \max z - \log \sum e^{z - \max z}` (log-sum-exp), so large logits neither
+    overflow nor lose the loss to rounding.
 
     Parameters
     ----------
     logits : float array ``(..., C)``.
     labels : integer array of the leading shape ``(...)``, each in ``0..C-1``.
+    ignore_index : a label to leave out, or None.
 
     Returns
     -------
@@ -90,9 +94,13 @@ def cross_entropy(logits: NDArray, labels: NDArray) -> tuple[float, NDArray]:
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     index = labels[..., None]
     picked = np.take_along_axis(log_probs, index, axis=-1)            # log softmax(z)_y
-    n = labels.size
-    # dL/dz = (softmax(z) - onehot(y)) / n
+    counted = np.ones(labels.shape, dtype=bool) if ignore_index is None else labels != ignore_index
+    n = int(counted.sum())
+    if n == 0:
+        raise ValueError(f"cross_entropy: expected at least one label other than ignore_index {ignore_index}, "
+                         "got none.")
+    # dL/dz = (softmax(z) - onehot(y)) / n at the counted labels, 0 at the ignored ones
     dlogits = np.exp(log_probs)
     np.put_along_axis(dlogits, index, np.take_along_axis(dlogits, index, axis=-1) - 1.0, axis=-1)
-    dlogits /= n
-    return float(-picked.sum() / n), dlogits
+    dlogits *= counted[..., None] / n
+    return float(-picked[..., 0][counted].sum() / n), dlogits

@@ -1,0 +1,150 @@
+"""What the sequence-to-sequence tasks share (``addition``, and ``dates`` to come): strings of two alphabets
+turned into padded id batches, the loss that skips padding, exact-match accuracy by greedy decoding, and the
+model (:class:`bptt.layers.seq2seq.Seq2Seq`).
+
+A subclass gives its alphabets, draws one problem (a source string and its target) from a generator, and
+keeps a validation and a test set of problems that training never draws. Ids: 0 pads both vocabularies; the
+target's 1 and 2 are ``<s>`` and ``</s>``; the characters follow in their alphabet's order.
+
+The model's input is a :class:`Batch` of three arrays, so the task gives ``fit`` its call
+(:meth:`Seq2SeqTask.forward`, teacher forcing); the target compared with the logits is ``target_out``, the
+target followed by ``</s>``, padded with 0.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bptt.layers.seq2seq import PAD, Seq2Seq
+from bptt.train.losses import cross_entropy
+from bptt.train.tasks._common import check_split
+
+BOS, EOS = 1, 2
+"""The target vocabulary's start and end ids (0 is padding)."""
+
+
+class Batch(NamedTuple):
+    """The model's input: ``source (S, N)`` ids, ``lengths (N,)``, ``target_in (T, N)`` (``<s>`` first)."""
+
+    source: NDArray
+    lengths: NDArray
+    target_in: NDArray
+
+
+class Seq2SeqTask:
+    """The shared part (module docstring). A subclass sets ``source_alphabet``, ``target_alphabet``,
+    ``attention`` and ``embedding_dim`` and defines :meth:`problem` and the held-out ``problems``."""
+
+    source_alphabet: str
+    target_alphabet: str
+    attention: str = "general"
+    embedding_dim: int = 32
+    problems: dict[str, list[tuple[str, str]]]      # "validation" and "test"
+
+    @property
+    def input_size(self) -> int:
+        return len(self.source_alphabet) + 1
+
+    @property
+    def output_size(self) -> int:
+        return len(self.target_alphabet) + 3
+
+    def problem(self, rng: np.random.Generator) -> tuple[str, str]:  # pragma: no cover - every subclass has one
+        raise NotImplementedError
+
+    # -- strings and ids -------------------------------------------------------------------------------------
+
+    def encode_sources(self, texts: list[str]) -> tuple[NDArray, NDArray]:
+        """``source (S, N)`` ids padded with 0 and ``lengths (N,)``; ValueError names a character outside the
+        source alphabet."""
+        return _encode(texts, self.source_alphabet, 1, "source")
+
+    def encode_targets(self, texts: list[str]) -> tuple[NDArray, NDArray]:
+        """``target_in`` (``<s>`` then the target) and ``target_out`` (the target then ``</s>``), ``(T, N)``
+        each, padded with 0."""
+        ids, lengths = _encode([text for text in texts], self.target_alphabet, 3, "target")
+        T = ids.shape[0] + 1
+        target_in, target_out = np.zeros((T, len(texts)), dtype=np.int64), np.zeros((T, len(texts)), dtype=np.int64)
+        target_in[0], target_in[1:] = BOS, ids
+        target_out[:-1] = ids
+        target_out[lengths, np.arange(len(texts))] = EOS
+        return target_in, target_out
+
+    def decode_target(self, tokens: list[int]) -> str:
+        """The target string of output ids (the specials left out)."""
+        return "".join(self.target_alphabet[t - 3] for t in tokens if t >= 3)
+
+    def batch_of(self, pairs: list[tuple[str, str]]) -> tuple[Batch, NDArray]:
+        """The model's input and ``target_out`` for ``(source, target)`` string pairs."""
+        source, lengths = self.encode_sources([s for s, _ in pairs])
+        target_in, target_out = self.encode_targets([t for _, t in pairs])
+        return Batch(source, lengths, target_in), target_out
+
+    # -- the trainer's interface -----------------------------------------------------------------------------
+
+    def batch(self, rng: np.random.Generator, size: int, dtype: object = None) -> tuple[Batch, NDArray]:
+        """``size`` fresh training problems (never a held-out one)."""
+        return self.batch_of([self.problem(rng) for _ in range(size)])
+
+    def held_out(self, split: str, rng: np.random.Generator | None = None,
+                 dtype: object = None) -> tuple[Batch, NDArray]:
+        """The fixed ``"validation"`` or ``"test"`` problems (``rng`` is not used: they were drawn with the
+        task)."""
+        check_split(f"{type(self).__name__}.held_out", split)
+        return self.batch_of(self.problems[split])
+
+    def forward(self, model: Seq2Seq, batch: Batch) -> NDArray:
+        """The logits ``(T, N, V)`` of ``batch``, teacher forcing."""
+        return model(*batch)
+
+    def loss(self, pred: NDArray, target: NDArray) -> tuple[float, NDArray]:
+        """Mean cross-entropy over the target tokens that are not padding (``</s>`` included)."""
+        return cross_entropy(pred, target, ignore_index=PAD)
+
+    def translate(self, model: Seq2Seq, sources: list[str], beam: int = 1) -> list:
+        """The model's outputs (:class:`bptt.layers.decoding.Decoded`) for source strings."""
+        source, lengths = self.encode_sources(sources)
+        return model.decode(source, lengths, bos=BOS, eos=EOS, max_length=self.max_target_length, beam=beam)
+
+    @property
+    def max_target_length(self) -> int:  # pragma: no cover - every subclass has one
+        raise NotImplementedError
+
+    def metrics(self, model: Seq2Seq, data: tuple[Batch, NDArray]) -> dict[str, float]:
+        """``test_accuracy``: the share of held-out problems whose greedy output is exactly the target;
+        ``test_problems``, how many."""
+        batch, target_out = data
+        decoded = model.decode(batch.source, batch.lengths, bos=BOS, eos=EOS, max_length=self.max_target_length)
+        truth = [column[:np.flatnonzero(column == EOS)[0]].tolist() for column in target_out.T]
+        correct = sum(d.tokens == t for d, t in zip(decoded, truth, strict=True))
+        return {"test_accuracy": correct / len(truth), "test_problems": len(truth)}
+
+    def progress_note(self, model: Seq2Seq) -> str:
+        """The first three validation problems and the model's greedy answers, shown at each evaluation."""
+        pairs = self.problems["validation"][:3]
+        outputs = self.translate(model, [s for s, _ in pairs])
+        return "   ".join(f"{s} -> {self.decode_target(d.tokens)} {'ok' if self.decode_target(d.tokens) == t else 'x'}"
+                           for (s, t), d in zip(pairs, outputs, strict=True))
+
+    def build_model(self, hidden_size: int, num_layers: int = 1, *, cell: str = "lstm", dtype: object = np.float64,
+                    rng: object = None) -> Seq2Seq:
+        return Seq2Seq(self.input_size, self.output_size, self.embedding_dim, hidden_size, cell=cell,
+                       attention=self.attention, num_layers=num_layers, dtype=dtype, rng=rng)
+
+
+def _encode(texts: list[str], alphabet: str, offset: int, what: str) -> tuple[NDArray, NDArray]:
+    """Ids ``(L, N)`` of ``texts`` (character ``alphabet[k]`` is ``k + offset``), padded with 0, and their
+    lengths."""
+    table = {c: k + offset for k, c in enumerate(alphabet)}
+    lengths = np.array([len(text) for text in texts], dtype=np.int64)
+    ids = np.zeros((max(lengths.max(), 1), len(texts)), dtype=np.int64)
+    for n, text in enumerate(texts):
+        try:
+            ids[:len(text), n] = [table[c] for c in text]
+        except KeyError as error:
+            raise ValueError(f"expected a {what} of the characters {alphabet!r}, got {text!r} with "
+                             f"{error.args[0]!r}.") from None
+    return ids, lengths

@@ -1,0 +1,96 @@
+r"""Addition as translation: ``"535+61"`` to ``"596"``, the exercise of Keras' addition example.
+
+Each operand has a number of digits drawn uniformly from 1 to ``digits`` and then each digit uniformly, as
+Keras draws them (so small numbers are frequent: one operand in three has one digit). With ``reverse`` the
+source is read backwards (``"16+535"``), as Keras' ``REVERSE`` does: the digits that decide the answer's first
+digits then come last, next to the decoder.
+
+The test problems are sums the model has never seen. A fixed tenth of all problems (:data:`HELD_OUT_SHARE`,
+chosen by a hash of the two operands, either order, and the seed) is held out: training draws from the other
+nine tenths, and the validation (1,000) and test (2,000) problems are distinct problems drawn, the same way,
+from the held-out tenth. Holding out a tenth of every kind of problem, rather than the first problems drawn,
+matters: the first 3,000 distinct problems drawn hold nearly all the 55 sums of two one-digit numbers, and a
+model that never trained on one of them fails them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bptt._validation import check_bool, check_positive_int
+from bptt.train.tasks._seq2seq import Seq2SeqTask
+
+HELD_OUT = {"validation": 1_000, "test": 2_000}
+"""How many distinct problems each held-out split has, at most (fewer with fewer digits)."""
+
+HELD_OUT_SHARE = 0.1
+"""The share of all problems that training never draws."""
+
+
+def _defaults() -> dict[str, object]:
+    return {"hidden_size": 64, "num_layers": 1, "dtype": "float64", "steps": 3000, "batch_size": 128, "lr": 3e-3,
+            "final_lr": 1e-4, "warmup_steps": 50, "eval_every": 250, "clip_norm": 1.0}
+
+
+@dataclass(frozen=True)
+class AdditionTask(Seq2SeqTask):
+    """``a+b`` to its sum, operands of 1 to ``digits`` digits (module docstring)."""
+
+    digits: int = 3
+    reverse: bool = False
+    seed: int = 0
+    name: str = field(default="addition", init=False)
+    source_alphabet: str = field(default="0123456789+", init=False)
+    target_alphabet: str = field(default="0123456789", init=False)
+    defaults: dict[str, object] = field(default_factory=_defaults, compare=False, repr=False)
+    goals: dict = field(default_factory=lambda: {"test_accuracy": (">=", 0.99)}, init=False, compare=False,
+                        repr=False)
+    problems: dict = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_positive_int("AdditionTask", "digits", self.digits)
+        check_bool("AdditionTask", "reverse", self.reverse)
+        rng = np.random.default_rng([self.seed, 23])
+        held_out = (10**self.digits) * (10**self.digits + 1) // 2 * HELD_OUT_SHARE   # about, up to the order
+        scale = min(1.0, held_out / 2 / sum(HELD_OUT.values()))
+        sizes = {name: max(1, int(size * scale)) for name, size in HELD_OUT.items()}      # 1,000 and 2,000
+        pairs: dict[tuple[int, int], None] = {}
+        while len(pairs) < sum(sizes.values()):
+            a, b = self._operands(rng)
+            if self.is_held_out(a, b) and (b, a) not in pairs:
+                pairs[a, b] = None
+        ordered = list(pairs)        # one in three to validation, so that both splits get the rare small sums
+        validation = set(ordered[::3][:sizes["validation"]])
+        split = {"validation": [p for p in ordered if p in validation],
+                 "test": [p for p in ordered if p not in validation]}
+        object.__setattr__(self, "problems", {name: [self._strings(a, b) for a, b in chosen]
+                                              for name, chosen in split.items()})
+
+    def is_held_out(self, a: int, b: int) -> bool:
+        """Whether ``a+b`` (and ``b+a``) is in the held-out share: a multiplicative hash of the two operands,
+        smaller first, and the seed, as a fraction of :math:`2^{32}`."""
+        low, high = min(a, b), max(a, b)
+        mixed = ((low * 1_000_003 + high) * 0x9E3779B1 + self.seed * 0x85EBCA6B) % 2**32
+        return mixed < HELD_OUT_SHARE * 2**32
+
+    @property
+    def max_target_length(self) -> int:
+        return self.digits + 2                                  # every digit of the sum, and </s>
+
+    def _operands(self, rng: np.random.Generator) -> tuple[int, int]:
+        a, b = (int("".join(rng.choice(list("0123456789"), size=rng.integers(1, self.digits + 1))))
+                for _ in range(2))
+        return a, b
+
+    def _strings(self, a: int, b: int) -> tuple[str, str]:
+        source = f"{a}+{b}"
+        return (source[::-1] if self.reverse else source), str(a + b)
+
+    def problem(self, rng: np.random.Generator) -> tuple[str, str]:
+        """One training problem, never a held-out one."""
+        while True:
+            a, b = self._operands(rng)
+            if not self.is_held_out(a, b):
+                return self._strings(a, b)
