@@ -101,9 +101,31 @@ def _csv_figures(result, out: Path) -> list[Path]:
                     title=title, size=(9, 4.5))]
 
 
+ATTENTION_EXAMPLES = 4
+"""How many test problems ``attention.png`` shows."""
+
+
+def _attention_figures(result, out: Path) -> list[Path]:
+    """attention.png: the attention weights of the first test problems, each over its source and output."""
+    task = result.task
+    pairs = task.problems["test"][:ATTENTION_EXAMPLES]
+    decoded = task.translate(result.model, [source for source, _ in pairs])
+
+    def draw(*axes):
+        for ax, (source, target), output in zip(axes, pairs, decoded, strict=True):
+            tokens = list(task.decode_target(output.tokens)) + (["</s>"] if len(output.attention) > len(output.tokens)
+                                                               else [])
+            verdict = "right" if task.decode_target(output.tokens) == target else f"wrong, {target}"
+            plots.plot_attention(output.attention, source, tokens, ax, title=f"{source} -> "
+                                 f"{task.decode_target(output.tokens)} ({verdict})")
+
+    return [_figure(out / "attention.png", draw, title=f"{task.name}: where the decoder looked",
+                    size=(3.2 * len(pairs), 3.4), panels=len(pairs))]
+
+
 TASK_FIGURES = {"sine": _sine_figures, "adding": _adding_figures, "copy": _copy_figures,
                 "sunspots": _sunspots_figures, "digits": _digits_figures, "chars": _chars_figures,
-                "csv": _csv_figures}
+                "csv": _csv_figures, "addition": _attention_figures}
 """Each task's own figures, saved beside loss.png: a function of the run's result and the output folder that
 writes them and returns their paths. A task without an entry gets loss.png alone."""
 

@@ -127,6 +127,19 @@ def plot_confusion(matrix: np.ndarray, ax, *, labels: list[str] | None = None):
     return ax
 
 
+def plot_attention(weights: np.ndarray, source: str, output: list[str], ax, *, title: str = ""):
+    """Attention weights ``(len(output), len(source))`` as a heatmap: the source along the bottom, the output
+    down the side, each row the weights of the step that emitted that output token (they sum to one)."""
+    ax.imshow(weights, cmap="Greys", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    ax.set_xticks(np.arange(len(source)), list(source))
+    ax.set_yticks(np.arange(len(output)), output)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
 def plot_sweep(summaries: list[dict], metric: str, ax_curves, ax_final, *, goal: float | None = None):
     """Every seed's training loss curve, and the spread of a final metric over the seeds (green: the seed
     met the task's goals), with the metric's goal as a dashed line; on a log scale where they span more than a
