@@ -24,12 +24,13 @@ from bptt.train.tasks.addition import AdditionTask
 from bptt.train.tasks.chars import CharsTask
 from bptt.train.tasks.copy import CopyTask
 from bptt.train.tasks.csv_forecast import CsvTask
+from bptt.train.tasks.dates import DatesTask
 from bptt.train.tasks.digits import DigitsTask
 from bptt.train.tasks.sine import SineTask
 from bptt.train.tasks.sunspots import SunspotsTask
 
 TASKS = {"sine": SineTask, "adding": AddingTask, "copy": CopyTask, "sunspots": SunspotsTask, "digits": DigitsTask,
-         "chars": CharsTask, "csv": CsvTask, "addition": AdditionTask}
+         "chars": CharsTask, "csv": CsvTask, "addition": AdditionTask, "dates": DatesTask}
 MODEL_OPTIONS = ("cell", "hidden_size", "num_layers", "dtype")
 DTYPES = ("float64", "float32")
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))

@@ -125,7 +125,8 @@ def _attention_figures(result, out: Path) -> list[Path]:
 
 TASK_FIGURES = {"sine": _sine_figures, "adding": _adding_figures, "copy": _copy_figures,
                 "sunspots": _sunspots_figures, "digits": _digits_figures, "chars": _chars_figures,
-                "csv": _csv_figures, "addition": _attention_figures}
+                "csv": _csv_figures, "addition": _attention_figures,
+                "dates": _attention_figures}
 """Each task's own figures, saved beside loss.png: a function of the run's result and the output folder that
 writes them and returns their paths. A task without an entry gets loss.png alone."""
 

@@ -26,6 +26,16 @@ BOS, EOS = 1, 2
 """The target vocabulary's start and end ids (0 is padding)."""
 
 
+def recipe() -> dict[str, object]:
+    """The sequence-to-sequence tasks' default model and training settings, chosen on ``addition``."""
+    # Measured on 2 cores (addition): LSTM 64 in float64 reached 23.7 % after 500 steps (51 ms a step); LSTM
+    # 128 in float32, 3,000 steps of 128 (384,000 problems): seed 0 97.1 %, seed 1 99.2 %; 3,900 steps
+    # (499,200 problems, a tenth of Keras' 5 million): seeds 0-4 99.2, 99.7, 99.6, 98.2, 99.7 % in 183-193 s
+    # each; the same problems in 7,800 steps of 64: seeds 0-4 100, 100, 99.9, 99.8, 99.9 % (docs/seq2seq.md).
+    return {"hidden_size": 128, "num_layers": 1, "dtype": "float32", "steps": 7800, "batch_size": 64, "lr": 3e-3,
+            "final_lr": 1e-4, "warmup_steps": 50, "eval_every": 500, "clip_norm": 1.0}
+
+
 class Batch(NamedTuple):
     """The model's input: ``source (S, N)`` ids, ``lengths (N,)``, ``target_in (T, N)`` (``<s>`` first)."""
 
@@ -52,8 +62,14 @@ class Seq2SeqTask:
     def output_size(self) -> int:
         return len(self.target_alphabet) + 3
 
-    def problem(self, rng: np.random.Generator) -> tuple[str, str]:  # pragma: no cover - every subclass has one
+    def problems_for_training(self, rng: np.random.Generator,
+                              count: int) -> list[tuple[str, str]]:  # pragma: no cover - every subclass has one
+        """``count`` training problems ``(source, target)``, never a held-out one."""
         raise NotImplementedError
+
+    def problem(self, rng: np.random.Generator) -> tuple[str, str]:
+        """One training problem."""
+        return self.problems_for_training(rng, 1)[0]
 
     # -- strings and ids -------------------------------------------------------------------------------------
 
@@ -87,7 +103,7 @@ class Seq2SeqTask:
 
     def batch(self, rng: np.random.Generator, size: int, dtype: object = None) -> tuple[Batch, NDArray]:
         """``size`` fresh training problems (never a held-out one)."""
-        return self.batch_of([self.problem(rng) for _ in range(size)])
+        return self.batch_of(self.problems_for_training(rng, size))
 
     def held_out(self, split: str, rng: np.random.Generator | None = None,
                  dtype: object = None) -> tuple[Batch, NDArray]:
@@ -133,6 +149,15 @@ class Seq2SeqTask:
                     rng: object = None) -> Seq2Seq:
         return Seq2Seq(self.input_size, self.output_size, self.embedding_dim, hidden_size, cell=cell,
                        attention=self.attention, num_layers=num_layers, dtype=dtype, rng=rng)
+
+
+def hashed_share(keys: object, seed: int, share: float) -> NDArray:
+    """Whether each of the non-negative integer ``keys`` falls in a fixed ``share`` of all keys: a
+    multiplicative hash of the key and ``seed``, modulo :math:`2^{32}`, below ``share`` of :math:`2^{32}`.
+    The same key and seed always answer the same; about ``share`` of any large set of keys answers True."""
+    salt = np.uint64(seed * 0x85EBCA6B % 2**32)
+    mixed = (np.asarray(keys, dtype=np.uint64) * np.uint64(0x9E3779B1) + salt) % np.uint64(2**32)  # modulo 2^64 first
+    return mixed < np.uint64(share * 2**32)
 
 
 def _encode(texts: list[str], alphabet: str, offset: int, what: str) -> tuple[NDArray, NDArray]:

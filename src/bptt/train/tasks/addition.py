@@ -20,22 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bptt._validation import check_bool, check_positive_int
-from bptt.train.tasks._seq2seq import Seq2SeqTask
+from bptt.train.tasks._seq2seq import Seq2SeqTask, hashed_share, recipe
 
 HELD_OUT = {"validation": 1_000, "test": 2_000}
 """How many distinct problems each held-out split has, at most (fewer with fewer digits)."""
 
 HELD_OUT_SHARE = 0.1
 """The share of all problems that training never draws."""
-
-
-def _defaults() -> dict[str, object]:
-    # Measured on 2 cores: LSTM 64 in float64 reached 23.7 % after 500 steps (51 ms a step); LSTM 128 in
-    # float32, 3,000 steps of 128 (384,000 problems): seed 0 97.1 %, seed 1 99.2 %; 3,900 steps (499,200
-    # problems, a tenth of Keras' 5 million): seeds 0-4 99.2, 99.7, 99.6, 98.2, 99.7 % in 183-193 s each; the
-    # same problems in 7,800 steps of 64: seed 3 99.85 % in 192 s (docs/seq2seq.md).
-    return {"hidden_size": 128, "num_layers": 1, "dtype": "float32", "steps": 7800, "batch_size": 64, "lr": 3e-3,
-            "final_lr": 1e-4, "warmup_steps": 50, "eval_every": 500, "clip_norm": 1.0}
 
 
 @dataclass(frozen=True)
@@ -48,7 +39,7 @@ class AdditionTask(Seq2SeqTask):
     name: str = field(default="addition", init=False)
     source_alphabet: str = field(default="0123456789+", init=False)
     target_alphabet: str = field(default="0123456789", init=False)
-    defaults: dict[str, object] = field(default_factory=_defaults, compare=False, repr=False)
+    defaults: dict[str, object] = field(default_factory=recipe, compare=False, repr=False)
     goals: dict = field(default_factory=lambda: {"test_accuracy": (">=", 0.99)}, init=False, compare=False,
                         repr=False)
     problems: dict = field(init=False, compare=False, repr=False)
@@ -74,13 +65,10 @@ class AdditionTask(Seq2SeqTask):
                                               for name, chosen in split.items()})
 
     def is_held_out(self, a: object, b: object) -> object:
-        """Whether ``a+b`` (and ``b+a``) is in the held-out share: a multiplicative hash of the two operands,
-        smaller first, and the seed, as a fraction of :math:`2^{32}`. Ints or arrays of them."""
+        """Whether ``a+b`` (and ``b+a``) is in the held-out share: a hash of the smaller operand and the larger
+        (:func:`~bptt.train.tasks._seq2seq.hashed_share`). Ints or arrays of them."""
         a, b = np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)
-        low, high = np.minimum(a, b), np.maximum(a, b)
-        salt = np.uint64(self.seed * 0x85EBCA6B % 2**32)
-        mixed = (low * np.uint64(1_000_003) + high) * np.uint64(0x9E3779B1) + salt     # modulo 2^64
-        return (mixed % np.uint64(2**32)) < np.uint64(HELD_OUT_SHARE * 2**32)
+        return hashed_share(np.minimum(a, b) * np.uint64(1_000_003) + np.maximum(a, b), self.seed, HELD_OUT_SHARE)
 
     @property
     def max_target_length(self) -> int:
@@ -95,10 +83,6 @@ class AdditionTask(Seq2SeqTask):
         source = f"{a}+{b}"
         return (source[::-1] if self.reverse else source), str(a + b)
 
-    def problem(self, rng: np.random.Generator) -> tuple[str, str]:
-        """One training problem, never a held-out one."""
-        return self.problems_for_training(rng, 1)[0]
-
     def problems_for_training(self, rng: np.random.Generator, count: int) -> list[tuple[str, str]]:
         """``count`` training problems, never a held-out one."""
         chosen: list[tuple[str, str]] = []
@@ -107,7 +91,3 @@ class AdditionTask(Seq2SeqTask):
             kept = drawn[~self.is_held_out(drawn[:, 0], drawn[:, 1])][:count - len(chosen)]
             chosen += [self._strings(a, b) for a, b in kept.tolist()]
         return chosen
-
-    def batch(self, rng: np.random.Generator, size: int, dtype: object = None):
-        """``size`` fresh training problems (never a held-out one)."""
-        return self.batch_of(self.problems_for_training(rng, size))
