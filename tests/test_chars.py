@@ -10,7 +10,7 @@ import pytest
 
 from bptt.layers.models import LanguageModel
 from bptt.train.baselines import KneserNey, best_ngram, unigram_bpc
-from bptt.train.neural_cache import Cache, cache_bits_per_character
+from bptt.train.neural_cache import Cache, bits_alone_and_cached, cache_bits_per_character
 from bptt.train.tasks.chars import CORPUS_FILES, SPLIT, CharsTask, default_corpus
 
 TEXT = "the cat sat on the mat. the dog sat on the log. a cat and a dog.\n" * 40
@@ -100,19 +100,19 @@ def test_held_out_splits(text_file):
     assert x.shape[1] == 32 and (x[1:] == y[:-1]).all()
 
 
-def test_bits_per_character_reads_the_test_text_as_one_stream(text_file, monkeypatch):
+def test_the_static_figure_reads_the_test_text_as_one_stream(text_file, monkeypatch):
     """Reading in chunks with the state carried gives the BPC of one pass over the whole stream."""
-    import bptt.train.tasks.chars as chars
+    import bptt.train.neural_cache as neural_cache
 
     task = CharsTask(text=str(text_file), seq_len=8)
     model = LanguageModel(task.input_size, 4, 6, rng=0)
     x, y = task.held_out("test")
-    whole = task.bits_per_character(model, x, y)
+    whole = bits_alone_and_cached(model, x, y, Cache(0.5, 0.0))[0]
     logits = model(x)
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     expected = -np.take_along_axis(log_probs, y[..., None], -1).mean() / np.log(2)
-    monkeypatch.setattr(chars, "TEST_CHUNK", 7)
-    assert task.bits_per_character(model, x, y) == pytest.approx(whole, rel=1e-12)
+    monkeypatch.setattr(neural_cache, "CHUNK", 7)
+    assert bits_alone_and_cached(model, x, y, Cache(0.5, 0.0))[0] == pytest.approx(whole, rel=1e-12)
     assert whole == pytest.approx(expected, rel=1e-12)
 
 

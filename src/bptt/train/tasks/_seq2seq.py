@@ -81,7 +81,7 @@ class Seq2SeqTask:
     def encode_targets(self, texts: list[str]) -> tuple[NDArray, NDArray]:
         """``target_in`` (``<s>`` then the target) and ``target_out`` (the target then ``</s>``), ``(T, N)``
         each, padded with 0."""
-        ids, lengths = _encode([text for text in texts], self.target_alphabet, 3, "target")
+        ids, lengths = _encode(texts, self.target_alphabet, 3, "target")
         T = ids.shape[0] + 1
         target_in, target_out = np.zeros((T, len(texts)), dtype=np.int64), np.zeros((T, len(texts)), dtype=np.int64)
         target_in[0], target_in[1:] = BOS, ids

@@ -63,9 +63,6 @@ VALIDATION_STREAMS = 32
 PROGRESS_SAMPLE = 72
 """Characters of the sample shown at each evaluation."""
 
-TEST_CHUNK = 512
-"""Steps per forward call when the test text is read as one stream (the state is carried between calls)."""
-
 CACHE_VALIDATION = 30_000
 """Characters of the validation text, from its start, read as one stream to choose the neural cache's
 settings (:func:`bptt.train.neural_cache.choose_cache`)."""
@@ -235,16 +232,6 @@ class CharsTask:
         check_shape("CharsTask.loss", "pred", pred, (*target.shape, self.output_size),
                     "The model's logits at every step, time-major.")
         return cross_entropy(pred, target)
-
-    def bits_per_character(self, model, x: NDArray, y: NDArray) -> float:
-        """BPC of ``model`` on one stream ``x (n, 1)``, read :data:`TEST_CHUNK` steps per call with the state
-        carried: every character is predicted from all the characters before it."""
-        state, nats = None, 0.0
-        for start in range(0, len(x), TEST_CHUNK):
-            logits = model(x[start:start + TEST_CHUNK], state)
-            state = model.final_state
-            nats += cross_entropy(logits, y[start:start + TEST_CHUNK])[0] * len(logits)
-        return nats / len(x) / np.log(2)
 
     @functools.cached_property
     def baselines(self) -> dict[str, float]:
