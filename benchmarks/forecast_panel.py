@@ -109,7 +109,8 @@ PANEL = (
 
 
 def task_options(series: Series, path: Path) -> dict:
-    """What ``bptt train csv`` passes on for the flags above (cli._task_options): the given ones only."""
+    """What ``bptt train csv`` passes on for the flags above (``bptt.cli._experiment_options.task_options``): the
+    given ones only."""
     options = {"file": str(path), "target": series.target, "time_column": series.time_column, "window": series.window}
     return options if series.season is None else {**options, "season": series.season}
 

@@ -8,7 +8,8 @@ import pytest
 import bptt
 from bptt.check.layercheck import check_layer
 from bptt.check.testing import assert_gradients_close
-from bptt.cli import LAYERS, main
+from bptt.cli import main
+from bptt.cli.gradcheck import LAYERS
 
 
 class BrokenLSTM(bptt.LSTM):

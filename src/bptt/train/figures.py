@@ -110,17 +110,25 @@ def _attention_figures(result, out: Path) -> list[Path]:
     task = result.task
     pairs = task.problems["test"][:ATTENTION_EXAMPLES]
     decoded = task.translate(result.model, [source for source, _ in pairs])
+    return [save_attention_figure(out / "attention.png", task, [source for source, _ in pairs], decoded,
+                                  [target for _, target in pairs], title=f"{task.name}: where the decoder looked")]
+
+
+def save_attention_figure(path: Path, task, sources: list[str], decoded: list, targets: list[str] | None = None, *,
+                          title: str) -> Path:
+    """One heatmap for each source of a sequence-to-sequence ``task``: the attention weights of its output
+    (:class:`bptt.layers.decoding.Decoded`), output tokens down and source characters across; with
+    ``targets``, each panel says whether the output is right."""
 
     def draw(*axes):
-        for ax, (source, target), output in zip(axes, pairs, decoded, strict=True):
-            tokens = list(task.decode_target(output.tokens)) + (["</s>"] if len(output.attention) > len(output.tokens)
-                                                               else [])
-            verdict = "right" if task.decode_target(output.tokens) == target else f"wrong, {target}"
-            plots.plot_attention(output.attention, source, tokens, ax, title=f"{source} -> "
-                                 f"{task.decode_target(output.tokens)} ({verdict})")
+        for k, (ax, source, output) in enumerate(zip(axes, sources, decoded, strict=True)):
+            text = task.decode_target(output.tokens)
+            tokens = list(text) + (["</s>"] if len(output.attention) > len(output.tokens) else [])
+            verdict = "" if targets is None else (" (right)" if text == targets[k] else f" (wrong, {targets[k]})")
+            plots.plot_attention(output.attention, source, tokens, ax, title=f"{source} -> {text}{verdict}")
 
-    return [_figure(out / "attention.png", draw, title=f"{task.name}: where the decoder looked",
-                    size=(3.2 * len(pairs), 3.4), panels=len(pairs))]
+    width = max(3.2 * len(sources), 1.2 + 0.25 * max(len(source) for source in sources))
+    return _figure(path, draw, title=title, size=(width, 3.4), panels=len(sources))
 
 
 TASK_FIGURES = {"sine": _sine_figures, "adding": _adding_figures, "copy": _copy_figures,

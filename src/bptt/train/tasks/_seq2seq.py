@@ -1,4 +1,4 @@
-"""What the sequence-to-sequence tasks share (``addition``, and ``dates`` to come): strings of two alphabets
+"""What the sequence-to-sequence tasks share (``addition`` and ``dates``): strings of two alphabets
 turned into padded id batches, the loss that skips padding, exact-match accuracy by greedy decoding, and the
 model (:class:`bptt.layers.seq2seq.Seq2Seq`).
 
@@ -88,6 +88,10 @@ class Seq2SeqTask:
         target_out[:-1] = ids
         target_out[lengths, np.arange(len(texts))] = EOS
         return target_in, target_out
+
+    def normalized_source(self, text: str) -> str:
+        """The source a person's ``text`` stands for (``bptt translate``): the text as given."""
+        return text
 
     def decode_target(self, tokens: list[int]) -> str:
         """The target string of output ids (the specials left out)."""

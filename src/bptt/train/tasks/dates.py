@@ -77,6 +77,10 @@ class DatesTask(Seq2SeqTask):
         (:func:`~bptt.train.tasks._seq2seq.hashed_share`)."""
         return hashed_share(ordinal, self.seed, HELD_OUT_SHARE)
 
+    def normalized_source(self, text: str) -> str:
+        """``text`` in lower case, its outer spaces removed: "March 3, 1987" reads as the task writes it."""
+        return text.strip().lower()
+
     def _strings(self, ordinal: int, layout: int) -> tuple[str, str]:
         date = dt.date.fromordinal(ordinal)
         return written(date, FORMATS[layout]), date.isoformat()
