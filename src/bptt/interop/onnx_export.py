@@ -43,7 +43,8 @@ LanguageModel       ``tokens (T, N)`` int64 in 0..V-1,               ``logits (T
                     ``h0? (L, N, H)``, ``c0? (L, N, H)`` (LSTM)      ``c_n (L, N, H)`` for an LSTM
 ==================  ===============================================  ==================================================
 
-Every float is float32 whatever the module's dtype; dropout, an inference no-op, is left out.
+Every float is float32 whatever the module's dtype; dropout, an inference no-op, is left out. A
+:class:`bptt.Seq2Seq` is two graphs, its encoder and one decoder step: :mod:`bptt.interop.onnx_seq2seq`.
 """
 
 from __future__ import annotations
@@ -96,8 +97,10 @@ class _Tensor(NamedTuple):
 def _check_exportable(where: str, module: object) -> RecurrentLayer:
     """The module's recurrent stack, or an error saying why it has no ONNX equivalent."""
     if not isinstance(module, EXPORTABLE):
+        seq2seq = (" A Seq2Seq is two graphs: export it with bptt.interop.onnx_seq2seq.export_seq2seq_onnx."
+                   if type(module).__name__ == "Seq2Seq" else "")
         raise TypeError(f"{where}: expected an LSTM, GRU, RNN, SequenceRegressor, SequenceClassifier or "
-                        f"LanguageModel, got {type(module).__name__}.")
+                        f"LanguageModel, got {type(module).__name__}.{seq2seq}")
     layer = module if isinstance(module, RecurrentLayer) else module.rnn
     if layer.proj_size:
         raise ValueError(f"{where}: expected an LSTM without projection (proj_size=0), got proj_size="
