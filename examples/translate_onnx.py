@@ -8,8 +8,10 @@ onnxruntime, and compare with bptt's own greedy output, problem by problem.
     bptt train dates --out runs/dates
     python examples/translate_onnx.py runs/dates/model.safetensors --out /tmp/onnx
 
-Prints how many test outputs agree token for token, the exact-match accuracy of each, and the first
-disagreements; exits 1 when one output differs. Needs ``onnx`` and ``onnxruntime``.
+Without a checkpoint it first trains a small model of the dates task for ``--steps`` steps (a few hundred make
+a model that is mostly right; its wrong answers must agree too). Prints how many test outputs agree token for
+token, the exact-match accuracy of each, and the first disagreements; exits 1 when one output differs. Needs
+``onnx`` and ``onnxruntime``.
 """
 
 from __future__ import annotations
@@ -23,18 +25,24 @@ from pathlib import Path
 import bptt
 from bptt.interop.io import load_arrays
 from bptt.interop.onnx_seq2seq import export_seq2seq_onnx, greedy_onnxruntime
-from bptt.train.experiment import make_task
+from bptt.train.experiment import make_task, resolve, run
 from bptt.train.tasks._seq2seq import BOS, EOS
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path, help="the model.safetensors of an addition or dates run")
+    parser.add_argument("checkpoint", type=Path, nargs="?", default=None,
+                        help="the model.safetensors of an addition or dates run (default: train a small one)")
+    parser.add_argument("--steps", type=int, default=300, help="training steps without a checkpoint (300)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the .onnx files (default: a temporary one)")
     args = parser.parse_args()
-    model = bptt.load(args.checkpoint).eval()
-    metadata = load_arrays(args.checkpoint)[1]
-    task = make_task(metadata["task"], metadata["seed"], **metadata.get("task_options", {}))
+    if args.checkpoint is None:
+        result = run(resolve("dates", 0, hidden_size=32, steps=args.steps, eval_every=args.steps))
+        model, task = result.model.eval(), result.task
+    else:
+        model = bptt.load(args.checkpoint).eval()
+        metadata = load_arrays(args.checkpoint)[1]
+        task = make_task(metadata["task"], metadata["seed"], **metadata.get("task_options", {}))
     pairs = task.problems["test"]
     source, lengths = task.encode_sources([s for s, _ in pairs])
     out = args.out or Path(tempfile.mkdtemp())
