@@ -129,6 +129,33 @@ def test_version_and_train_say_which_path_runs(tmp_path, capsys, monkeypatch):
     assert "| compiled kernels (numba " in capsys.readouterr().out.splitlines()[0]
 
 
+def test_the_first_run_says_it_compiles_and_the_next_finds_the_loops_on_disk(tmp_path):
+    """Two runs of ``bptt train`` on an empty numba cache: the first says it compiles the LSTM float64 loops, the
+    second finds them (kernels_on_disk True), and the float32 ones are still missing."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("BPTT_KERNELS", None)
+    train = [sys.executable, "-m", "bptt", "train", "sine", "--steps", "2", "--hidden-size", "4"]
+    notes = []
+    for run in ("first", "second"):
+        result = subprocess.run([*train, "--out", str(tmp_path / run)], env=env, capture_output=True, text=True,
+                                timeout=240)
+        assert result.returncode == 0, result.stderr
+        notes.append("compiling the LSTM float64 loops: the first run on this installation" in result.stdout)
+    assert notes == [True, False]
+    probe = ("from bptt.layers.kernels import kernels_on_disk as k; "
+             "print(k('lstm', 'float64'), k('lstm', 'float32'), k('gru', 'float64'))")
+    found = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert found.stdout.split() == ["True", "False", "False"], found.stderr
+
+
+def test_kernels_on_disk_cannot_tell_without_compiled_loops(monkeypatch):
+    monkeypatch.setenv("BPTT_KERNELS", "numpy")
+    assert kernels.kernels_on_disk("lstm", "float64") is None
+    monkeypatch.delenv("BPTT_KERNELS")
+    monkeypatch.setattr(kernels.importlib.util, "find_spec", lambda name: None)
+    assert kernels.kernels_on_disk("gru", np.float32) is None
+
+
 # -- the RNN's compiled whole-sequence loops ------------------------------------------------------------------
 
 def assert_loops_give_the_same_numbers(layer, family: str, compiled: str, chunk: int | None, T: int, N: int,

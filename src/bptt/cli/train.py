@@ -13,7 +13,7 @@ from bptt.cli._arguments import holding_lock, positive_int, shown
 from bptt.cli._experiment_options import add_training_options, describe, model_options, task_options
 from bptt.interop.io import atomic_write_bytes, remove_interrupted_writes
 from bptt.interop.serialization import save
-from bptt.layers.kernels import describe_path
+from bptt.layers.kernels import describe_path, kernels_on_disk
 from bptt.train.experiment import Experiment, load_resumable, make_task, resolve, run
 from bptt.train.fit import DivergenceError, History, TrainingInterrupted, TrainState, save_train_state
 from bptt.train.interrupts import StopRequest
@@ -78,6 +78,9 @@ def _train_in(out: Path, args: argparse.Namespace, experiment: Experiment, resum
     done = resume.step if resume is not None else 0
     resumed = f" | resumed after step {done}" if done else ""
     console.print(f"bptt train | {describe(experiment)} | out {out}{resumed} | {describe_path()}")
+    if kernels_on_disk(experiment.cell, experiment.dtype) is False:
+        console.print(f"compiling the {experiment.cell.upper()} {experiment.dtype} loops: the first run on this "
+                      "installation takes a few seconds more, and numba keeps them for the next")
     task = make_task(experiment.task, experiment.seed, **experiment.task_options)
     if hasattr(task, "summary"):
         console.print(task.summary(), markup=False)

@@ -584,3 +584,33 @@ def gru_sequence_kernels() -> tuple[Callable, Callable] | None:
     """The compiled :func:`_gru_sequence_forward` and :func:`_gru_sequence_backward`, or None (see
     :func:`_blas_loops`)."""
     return _blas_loops(_gru_sequence_forward, _gru_sequence_backward)
+
+
+SEQUENCE_KERNELS = {"lstm": lstm_sequence_kernels, "gru": gru_sequence_kernels, "rnn": rnn_sequence_kernels}
+"""Each family's compiled loops, by the name ``bptt train --model`` takes."""
+
+
+def kernels_on_disk(family: str, dtype: object) -> bool | None:
+    """Whether numba's on-disk cache already holds ``family``'s two compiled loops for ``dtype`` (``"lstm"``,
+    ``"gru"`` or ``"rnn"``; ``"float32"`` or ``"float64"``), so that a run loads them in milliseconds; False when
+    its first pass will compile them (a few seconds each); None where no compiled loop is used or the cache
+    cannot be read (``BPTT_KERNELS=numpy``, no numba, nothing cached by design, a numba whose cache reads
+    otherwise). Reads the cache's index files; compiles nothing."""
+    if _numpy_path_asked() or importlib.util.find_spec("numba") is None:
+        return None
+    loops = SEQUENCE_KERNELS[family]()
+    if loops is None:
+        return None
+    name = np.dtype(dtype).name
+    try:
+        for loop in loops:
+            dispatcher = loop if hasattr(loop, "_cache") else loop.__wrapped__  # _single_threaded_blas wraps it
+            cache = dispatcher._cache
+            if not hasattr(cache, "_cache_file"):                          # numba's NullCache: nothing is cached
+                return None
+            if not any(name in str(key[0]) for key in cache._cache_file._load_index()):
+                return False
+    except (AttributeError, TypeError, IndexError, OSError):              # numba's internals read otherwise
+        return None
+    return True
+
