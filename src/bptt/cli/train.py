@@ -13,6 +13,7 @@ from bptt.cli._arguments import holding_lock, positive_int, shown
 from bptt.cli._experiment_options import add_training_options, describe, model_options, task_options
 from bptt.interop.io import atomic_write_bytes, remove_interrupted_writes
 from bptt.interop.serialization import save
+from bptt.layers.inference import inference_mode
 from bptt.layers.kernels import describe_path, kernels_on_disk
 from bptt.train.experiment import Experiment, load_resumable, make_task, resolve, run
 from bptt.train.fit import DivergenceError, History, TrainingInterrupted, TrainState, save_train_state
@@ -131,7 +132,8 @@ def _train_in(out: Path, args: argparse.Namespace, experiment: Experiment, resum
     history = result.history
     save(result.model, checkpoint, {**experiment.metadata(), **task_metadata, "step": history.best_step})
     _write_metrics(out / "metrics.jsonl", history)
-    figures = save_run_figures(result, out)
+    with inference_mode():                              # the figures' forward passes keep no cache
+        figures = save_run_figures(result, out)
     stopped = f", stopped early at step {history.stopped_early_at}" if history.stopped_early_at else ""
     console.print(f"kept the weights of step {history.best_step} (best validation loss "
                   f"{history.best_val_loss:.3e}){stopped}; {len(history.step)} steps, {len(history.step) - done} "

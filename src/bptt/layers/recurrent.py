@@ -43,6 +43,7 @@ from bptt._validation import (
     resolve_rng,
 )
 from bptt.layers._blas import matmul  # np.matmul without OpenBLAS's spurious invalid flag
+from bptt.layers.inference import is_inference_mode
 from bptt.layers.module import Module
 
 State = tuple[NDArray, ...]
@@ -264,14 +265,15 @@ class RecurrentLayer(Module):
             initial = self._states(where, hx, N, batched, "", "0")
         finals = [np.empty_like(s) for s in initial]
         caches, masks = [], []
+        taped = not is_inference_mode()                     # a backward pass may follow: keep every cache
+        forward = self.family.forward if taped else self._forward_in_chunks
         layer_input = seq
         for k in range(self.num_layers):
             outputs = []
             for d in range(self.num_directions):
                 j = k * self.num_directions + d
                 x_d = reverse_within_lengths(layer_input, lengths) if d else layer_input
-                out, state, cache = self.family.forward(self._weights(k, d), x_d, tuple(s[j] for s in initial),
-                                                        inactive)
+                out, state, cache = forward(self._weights(k, d), x_d, tuple(s[j] for s in initial), inactive)
                 if inactive is not None:
                     out[inactive] = 0.0
                 outputs.append(reverse_within_lengths(out, lengths) if d else out)
@@ -283,8 +285,24 @@ class RecurrentLayer(Module):
                 keep = self.rng.random(layer_input.shape) >= self.dropout
                 masks.append(keep.astype(self.dtype) / (1.0 - self.dropout))
                 layer_input = layer_input * masks[-1]
-        self._tape = _Tape(caches, masks, lengths, inactive, batched, T, N)
+        self._tape = _Tape(caches, masks, lengths, inactive, batched, T, N) if taped else None
         return self._from_time_major(layer_input, batched), self._pack(finals, batched)
+
+    def _forward_in_chunks(self, weights: dict[str, NDArray], x: NDArray, states: State,
+                           inactive: NDArray | None) -> tuple[NDArray, State, None]:
+        """The core's forward pass over ``x`` in chunks of steps (:func:`inference_chunk`), the states carried
+        from one to the next and every chunk's cache dropped: the output and final states, no cache."""
+        T, N, _ = x.shape
+        chunk = inference_chunk(weights["weight_hh"].shape[0], N, x.dtype.itemsize, T)
+        out = None
+        for start in range(0, T, chunk):
+            stop = min(start + chunk, T)
+            part, states, _ = self.family.forward(weights, x[start:stop], states,
+                                                  None if inactive is None else inactive[start:stop])
+            if out is None:
+                out = np.empty((T, N, part.shape[2]), dtype=part.dtype)
+            out[start:stop] = part
+        return out, states, None
 
     def backward(self, dout: object, dhx: object = None):
         """BPTT through the most recent forward pass. ``dout`` has the shape of ``out``; ``dhx`` the form and
@@ -293,7 +311,8 @@ class RecurrentLayer(Module):
         where = f"{self.family.name}.backward"
         tape = self._tape
         if tape is None:
-            raise ValueError(f"{where}: expected a forward pass first, got none.")
+            raise ValueError(f"{where}: expected a forward pass first, got none (a forward pass under "
+                             f"bptt.inference_mode() keeps nothing to go back through).")
         T, N, batched = tape.steps, tape.batch, tape.batched
         F = self.num_directions * self.output_size
         expected = ((N, T, F) if self.batch_first else (T, N, F)) if batched else (T, F)
@@ -393,6 +412,18 @@ def step_columns(per_step: NDArray) -> NDArray:
     """``(T, R, N)`` feature-major per-step blocks as one ``(R, T*N)`` matrix (a copy), column block t = step t."""
     T, R, N = per_step.shape
     return per_step.transpose(1, 0, 2).reshape(R, T * N)
+
+
+INFERENCE_CHUNK_BYTES = 4 << 20
+"""About how large the gate buffer of one chunk of an inference forward pass is (4 MiB: within a core's share of
+the last-level cache on common CPUs, and far below a long sequence's whole cache)."""
+
+
+def inference_chunk(gate_rows: int, batch: int, itemsize: int, steps: int) -> int:
+    """Steps per chunk of a forward pass under :func:`bptt.layers.inference.inference_mode`: a gate buffer of
+    ``gate_rows`` rows (G H) of ``batch`` values near :data:`INFERENCE_CHUNK_BYTES`, at least 16 steps (the
+    per-call work stays small beside the chunk's), at most ``steps``."""
+    return max(1, min(steps, max(16, INFERENCE_CHUNK_BYTES // (gate_rows * batch * itemsize))))
 
 
 def chunk_steps(batch: int, steps: int, columns: int = 512) -> int:

@@ -40,6 +40,7 @@ from bptt.layers.cells import GRUCell, LSTMCell
 from bptt.layers.decoding import Decoded, beam_search, greedy
 from bptt.layers.embedding import Embedding, check_indices
 from bptt.layers.gru import GRU
+from bptt.layers.inference import inference_mode
 from bptt.layers.linear import Linear
 from bptt.layers.lstm import LSTM
 from bptt.layers.module import Module
@@ -234,9 +235,10 @@ class Seq2Seq(Module):
         max_length = 2 * source.shape[0] + 10 if max_length is None else check_positive_int(where, "max_length",
                                                                                           max_length)
         beam = check_positive_int(where, "beam", beam)
-        if beam == 1:
-            return greedy(self, source, lengths, int(bos), int(eos), max_length)
-        return beam_search(self, source, lengths, int(bos), int(eos), max_length, beam)
+        with inference_mode():                          # the encoder's pass keeps no cache: nothing goes back
+            if beam == 1:
+                return greedy(self, source, lengths, int(bos), int(eos), max_length)
+            return beam_search(self, source, lengths, int(bos), int(eos), max_length, beam)
 
     def _decode_step(self, embedded: NDArray, o: NDArray, states: tuple[NDArray, ...], enc: NDArray,
                      keys: NDArray, mask: NDArray, dropout: bool = True) -> tuple[tuple[NDArray, ...], NDArray, _Step]:

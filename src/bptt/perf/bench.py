@@ -10,7 +10,8 @@ What is measured, for each family (LSTM, GRU, RNN tanh), dtype (float64, float32
 
   (x and h0 require grad on the torch side, since bptt always returns dx and dh0). FLOPs
   :math:`6 G T N H (I + H)`, with G = 4, 3, 1 gates.
-- **infer**: the forward pass alone (torch under ``torch.no_grad()``); FLOPs :math:`2 G T N H (I + H)`.
+- **infer**: the forward pass alone, bptt's under :func:`bptt.inference_mode` and torch's under
+  ``torch.no_grad()``; FLOPs :math:`2 G T N H (I + H)`.
 - **stream**: single-step streaming inference, N = 1, one time step per call with the state carried:
   ``stream.step(x_t)`` (:class:`bptt.layers.stream.Stream`) with ``x_t`` of shape ``(1, I)``, against
   ``torch.nn.LSTMCell`` / ``GRUCell`` / ``RNNCell`` (same weights, under ``torch.no_grad()``), for H in
@@ -49,6 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.layers.gru import GRU
+from bptt.layers.inference import inference_mode
 from bptt.layers.kernels import describe_path
 from bptt.layers.lstm import LSTM
 from bptt.layers.rnn import RNN
@@ -189,7 +191,8 @@ def inference_pair(torch, case: Case, module) -> Pair:
     t_x, t_states = torch.from_numpy(case.x), case.pack([torch.from_numpy(s) for s in case.states])
 
     def bptt_step() -> tuple:
-        return layer(case.x, states)
+        with inference_mode():                           # as torch.no_grad(): no cache for a backward pass
+            return layer(case.x, states)
 
     def torch_step() -> tuple:
         return module(t_x, t_states)

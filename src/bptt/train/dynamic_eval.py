@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt._validation import as_array, check_positive_int
+from bptt.layers.inference import inference_mode
 from bptt.train.losses import cross_entropy
 
 SEGMENT = 20
@@ -148,7 +149,8 @@ def _segments(model, x: NDArray, y: NDArray, segment: int, lr: float,
     mean_square = {name: np.zeros_like(theta) for name, theta in twin.params.items()}
     state, updates = None, 0
     for start in range(0, len(x), segment):
-        logits = twin(x[start:start + segment], state)
+        with inference_mode(False):                  # the update below goes back through this pass
+            logits = twin(x[start:start + segment], state)
         state = twin.final_state                     # carried on; the segment's gradient stops at its start
         yield logits, twin.hidden, y[start:start + segment]     # scored before the update that sees it
         if lr == 0.0 or start + segment >= len(x):

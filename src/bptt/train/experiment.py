@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bptt._validation import check_dtype
+from bptt.layers.inference import inference_mode
 from bptt.layers.models import CELLS, SequenceRegressor
 from bptt.layers.module import Module
 from bptt.train.fit import History, TrainConfig, TrainState, check_resume, data_streams, fit, load_train_state
@@ -202,7 +203,9 @@ def run(experiment: Experiment, *, task: Any = None, on_step: Callable[[int, His
                   checkpoint_every=checkpoint_every, should_stop=should_stop)
     seconds = time.perf_counter() - start
     test_data = task.held_out("test", data_streams(experiment.seed)["test"], model.dtype)
-    return Result(experiment, task, model, history, task.metrics(model, test_data), seconds, test_data)
+    with inference_mode():                           # dynamic evaluation turns it off where it goes back
+        metrics = task.metrics(model, test_data)
+    return Result(experiment, task, model, history, metrics, seconds, test_data)
 
 
 def succeeded(task: Any, metrics: dict[str, float]) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bptt.interop.io import load_arrays, save_arrays
+from bptt.layers.inference import inference_mode
 from bptt.layers.module import Module
 from bptt.train.optim import OPTIMIZERS, Optimizer, clip_grad_norm, cosine_lr
 
@@ -292,6 +293,13 @@ def predict(model: Module, task, x: object) -> NDArray:
     return model(x) if forward is None else forward(model, x)
 
 
+def _evaluate(model: Module, task, x: object) -> NDArray:
+    """:func:`predict` for an evaluation, under :func:`bptt.layers.inference.inference_mode`: no backward pass
+    follows, so no cache is kept."""
+    with inference_mode():
+        return predict(model, task, x)
+
+
 def _step(model: Module, task, optimizer, x: np.ndarray, y: np.ndarray, config: TrainConfig,
           step: int) -> tuple[float, float]:
     """One optimizer step per chunk of the batch (one chunk without ``tbptt``); returns the mean loss and
@@ -404,7 +412,7 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
     baseline = getattr(task, "untrained_is_baseline", False)
     if resume is None and baseline:
         # The untrained model is a forecast worth keeping (the csv task's baseline): it is the first candidate.
-        history.best_step, history.best_val_loss = 0, task.loss(predict(model, task, x_val), y_val)[0]
+        history.best_step, history.best_val_loss = 0, task.loss(_evaluate(model, task, x_val), y_val)[0]
         best_state = model.state_dict()
         if on_best is not None:
             on_best(0, history)
@@ -427,7 +435,7 @@ def fit(model: Module, task, config: TrainConfig, seed: int, *,
         history.grad_norm.append(norm)
         history.lr.append(optimizer.lr)
         if config.evaluates_at(step):
-            val_pred = predict(model, task, x_val)
+            val_pred = _evaluate(model, task, x_val)
             val_loss = task.loss(val_pred, y_val)[0]
             if not math.isfinite(val_loss):
                 raise NonFiniteError(f"training stopped at step {step}: non-finite validation loss ({val_loss}). "

@@ -17,6 +17,7 @@ import numpy as np
 
 from bptt.interop.io import load_arrays
 from bptt.interop.serialization import load
+from bptt.layers.inference import inference_mode
 from bptt.layers.module import Module
 from bptt.train.tasks.autoregression import Autoregression
 from bptt.train.tasks.csv_forecast import (
@@ -127,6 +128,8 @@ class Forecaster:
         if data.time is not None:
             time = pd.concat([data.time, _following_times(data.time, self.horizon)], ignore_index=True)
             table[self.time_column] = time.iloc[rows].to_numpy()
-        table[f"{self.target}_forecast"] = last_step_forecasts(self.model, x, self.scaling, baseline, self.linear)
+        with inference_mode():                                  # no backward pass follows: no cache kept
+            table[f"{self.target}_forecast"] = last_step_forecasts(self.model, x, self.scaling, baseline,
+                                                                   self.linear)
         table[self.target] = target[rows]
         return pd.DataFrame(table)
