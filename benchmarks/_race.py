@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from bptt.interop.torch_interop import to_torch
+from bptt.layers.inference import inference_mode
 from bptt.perf.timing import FOREIGN_WARN, PAUSE_S, TORCH_THREADS, ForeignLoad, environment_report
 from bptt.train.experiment import Experiment, build_model
 from bptt.train.fit import TrainConfig, data_streams, make_optimizer
@@ -143,7 +144,8 @@ class BpttSide:
         self.model.backward(dpred)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> float:
-        return self.scale * float(self.task.loss(self.model(x), y)[0])
+        with inference_mode():                      # as fit evaluates, and as torch.no_grad() on the other side
+            return self.scale * float(self.task.loss(self.model(x), y)[0])
 
     def weights(self) -> dict[str, np.ndarray]:
         return {k: v.astype(np.float64) for k, v in self.model.params.items()}

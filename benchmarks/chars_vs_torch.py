@@ -2,9 +2,9 @@
 identical language model, initialisation, optimizer, schedule, clipping, loss and batches in PyTorch, measured
 in one process.
 
-What is compared, per seed (settings from ``bptt.train.experiment.resolve("chars", seed)``: an LSTM language
-model, embedding 32, H = 256, batch 32 of 128 characters, Adam at 3e-3 with 50 warm-up steps and a cosine decay
-to 1e-4 over 4,000 steps, clipping at 1.0, float32):
+What is compared, per seed (settings from ``bptt.train.experiment.resolve("chars", seed)`` without the task's
+dropout, :data:`NO_DROPOUT`: an LSTM language model, embedding 32, H = 256, batch 32 of 128 characters, Adam at
+3e-3 with 50 warm-up steps and a cosine decay to 1e-4 over 4,000 steps, clipping at 1.0, float32):
 
 * bptt: the ``LanguageModel`` ``CharsTask.build_model`` builds, initialised as ``bptt train`` does
   (``rng=np.random.default_rng(seed)``), ``bptt.train.optim`` Adam, ``clip_grad_norm``, ``task.loss`` (the mean
@@ -19,7 +19,8 @@ to 1e-4 over 4,000 steps, clipping at 1.0, float32):
 * Both get exactly the same training batches: ``task.batch(data_streams(seed)["train"], batch_size)`` drawn
   once, in order, before anything is timed (the sequence ``bptt train`` itself draws), and the same validation
   set: ``task.held_out("validation")``, the validation text as 32 contiguous streams side by side, read in one
-  forward call from zero states, as ``fit`` evaluates it.
+  forward call from zero states, as ``fit`` evaluates it: bptt's under ``bptt.inference_mode()``, torch's under
+  ``torch.no_grad()``.
 
 Every ``--eval-every`` steps (default 100; ``bptt train chars`` evaluates every 500, which only decides when it
 looks: an evaluation leaves the weights alone) each side computes its validation BPC (the mean validation
@@ -59,6 +60,10 @@ from _race import main as race_main
 from bptt.train.experiment import make_task, resolve
 from bptt.train.tasks.chars import CharsTask
 
+NO_DROPOUT = {"dropout": 0.0}
+"""The task without its dropout (0.2 on the language model's input and output in training), on both sides:
+torch's ``nn.LSTM`` drops only between layers, so its twin has nowhere to put it, and the two would train
+different models."""
 VALIDATION_BPC = Metric("val_bpc", "validation BPC", ".3f", scale=1 / math.log(2))
 
 
@@ -69,7 +74,7 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def contest(task: CharsTask, seed: int, args: argparse.Namespace) -> Contest:
     """Seed ``seed`` of the chars task: the batches ``bptt train`` draws and the validation streams."""
-    experiment = resolve("chars", seed, hidden_size=args.hidden_size, dtype=args.dtype)
+    experiment = resolve("chars", seed, task_options=NO_DROPOUT, hidden_size=args.hidden_size, dtype=args.dtype)
     return Contest.draw("chars_vs_torch", experiment, task, "validation", cross_entropy, VALIDATION_BPC,
                         args.steps_limit, args.check_steps)
 
@@ -88,8 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    task = make_task("chars")
-    experiment = resolve("chars", args.first_seed, hidden_size=args.hidden_size, dtype=args.dtype)
+    task = make_task("chars", **NO_DROPOUT)
+    experiment = resolve("chars", args.first_seed, task_options=NO_DROPOUT, hidden_size=args.hidden_size,
+                         dtype=args.dtype)
 
     def describe() -> None:
         length, streams = task.held_out("validation")[0].shape
