@@ -51,6 +51,7 @@ class GradientFlow(NamedTuple):
     state_norms: NDArray       # (L, T) ||dL/dh_t|| of each layer's state, every path
     decay_per_step: NDArray    # (L,)   the fitted geometric rate of state_norms per step back
     loss_step: int             # t*
+    direction: NDArray         # (N, S) u, the loss's direction: L = sum_n u_n . h_{t*, n}
 
 
 def fitted_decay(norms: NDArray, distance: NDArray) -> float:
@@ -122,7 +123,8 @@ def gradient_flow(model: object, x: object, *, loss_step: int = -1, seed: object
         states.append(per_step)
     direction = resolve_rng(where, seed).standard_normal((N, S))
     upstream = np.zeros((T, N, S), dtype=layer.dtype)
-    upstream[target] = direction / np.linalg.norm(direction)             # L = u . h_{t*}, |u| = 1
+    direction /= np.linalg.norm(direction)
+    upstream[target] = direction                                          # L = u . h_{t*}, |u| = 1
     input_norms = np.zeros((layer.num_layers, T))
     state_norms = np.zeros((layer.num_layers, T))
     for k in range(layer.num_layers - 1, -1, -1):
@@ -140,4 +142,4 @@ def gradient_flow(model: object, x: object, *, loss_step: int = -1, seed: object
         upstream = np.ascontiguousarray(dx)
     distance = target - np.arange(T)
     decay = np.array([fitted_decay(norms, distance) for norms in state_norms])
-    return GradientFlow(distance, input_norms, state_norms, decay, target)
+    return GradientFlow(distance, input_norms, state_norms, decay, target, direction)

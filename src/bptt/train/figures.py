@@ -131,6 +131,12 @@ def save_attention_figure(path: Path, task, sources: list[str], decoded: list, t
     return _figure(path, draw, title=title, size=(width, 3.4), panels=len(sources))
 
 
+def save_gradient_flow_figure(path: Path, curves: list[tuple[str, object, object, str]], *, title: str) -> Path:
+    """gradflow.png: gradient norms against the steps back from the loss (:func:`bptt.train.plots.plot_gradient_flow`),
+    a curve ``(label, distance, norms, line style)`` each."""
+    return _figure(path, lambda ax: plots.plot_gradient_flow(curves, ax), title=title, size=(7.5, 4.5))
+
+
 TASK_FIGURES = {"sine": _sine_figures, "adding": _adding_figures, "copy": _copy_figures,
                 "sunspots": _sunspots_figures, "digits": _digits_figures, "chars": _chars_figures,
                 "csv": _csv_figures, "addition": _attention_figures,

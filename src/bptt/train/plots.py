@@ -162,3 +162,16 @@ def plot_sweep(summaries: list[dict], metric: str, ax_curves, ax_final, *, goal:
     ax_final.set_ylabel(metric)
     ax_final.grid(True, which="both", alpha=0.3)
     return ax_curves, ax_final
+
+
+def plot_gradient_flow(curves: list[tuple[str, np.ndarray, np.ndarray, str]], ax):
+    """Gradient norms against the steps back from the loss, log scale: each curve ``(label, distance, norms,
+    line style)``, the steps after the loss (negative distance) left out, exact zeros too."""
+    for label, distance, norms, style in curves:
+        shown = (distance >= 0) & (norms > 0)
+        ax.semilogy(distance[shown], norms[shown], style, lw=1.4, label=label)
+    ax.set_xlabel("steps back from the loss")
+    ax.set_ylabel("||dL/dh_t||")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
