@@ -157,6 +157,32 @@ def test_sweep_reports_every_seed_the_success_rate_and_a_figure(tmp_path, capsys
     summary = json.loads(lines[-1])
     assert [run["seed"] for run in summary["runs"]] == [0, 1] and summary["passed"] == 0
     assert (tmp_path / "sweep.png").stat().st_size > 0
+    assert "gradient flow at initialisation (layer 0, loss at the last step): no seed met the goals" in stdout
+    assert summary["gradflow_figure"] == str(tmp_path / "gradflow.png") and (tmp_path / "gradflow.png").is_file()
+    assert all(0 < run["decay_per_step"]["layer 0"] < 1 for run in summary["runs"])   # a vanishing flow
+
+
+def test_sweep_contrasts_the_flow_of_failed_and_passing_seeds():
+    from bptt.cli.sweep import _contrast
+
+    def runs(*pairs):
+        return [{"success": ok, "decay_per_step": {"layer 0": 0.1, "layer 1": rate}} for ok, rate in pairs]
+
+    assert _contrast(runs((True, 0.6), (True, 0.7), (False, 0.65)), "layer 1").endswith(
+        "the failures lie within the passing seeds' range, so the flow at initialisation does not tell them apart")
+    assert _contrast(runs((True, 0.6), (True, 0.7), (False, 0.9)), "layer 1").startswith(
+        "seeds that met the goals median 0.650 (0.600-0.700), seeds that failed median 0.900 (0.900-0.900)")
+    assert _contrast(runs((True, 0.6), (True, 0.7)), "layer 1").startswith(
+        "every seed met the goals, nothing to contrast")
+
+
+def test_a_sweep_of_an_encoder_decoder_says_why_it_has_no_flow(tmp_path, capsys):
+    from bptt.cli.sweep import _seed_flows
+    from bptt.train.experiment import resolve
+
+    assert _seed_flows(resolve("dates", 0, hidden_size=4), [{"seed": 0, "success": True}], tmp_path / "g.png") is None
+    assert "not measured (expected a model that reads one sequence, got the dates task's Batch" in \
+        capsys.readouterr().out
 
 
 def test_sweep_runs_equal_single_runs(tmp_path, capsys):

@@ -47,7 +47,7 @@ def test_a_trained_checkpoint_per_layer_before_and_after(tmp_path, capsys):
     capsys.readouterr()
     assert main(["gradflow", str(run / "model.safetensors"), "--steps", "20", "--json"]) == 0
     summary = _summary(capsys)
-    assert sorted(summary["layers"]) == ["0", "1"] and (run / "gradflow.png").is_file()
+    assert sorted(summary["layers"]) == ["layer 0", "layer 1"] and (run / "gradflow.png").is_file()
     for layer in summary["layers"].values():
         assert len(layer["initialisation"]["norms"]) == len(layer["checkpoint"]["norms"]) == 20
         assert layer["initialisation"]["norms"] != layer["checkpoint"]["norms"]   # training moved the flow

@@ -91,6 +91,20 @@ def state_after(layers, x, k, t):
     return (finals if not isinstance(finals, tuple) else finals[0])[0].copy()
 
 
+def test_a_bidirectional_layer_is_its_two_directions_each_read_its_own_way():
+    rng = np.random.default_rng(3)
+    both = GRU(I, H, bidirectional=True, rng=rng)
+    x = rng.standard_normal((T, N, I))
+    flow = gradient_flow(both, x, seed=2)
+    assert flow.labels == ("forward", "reverse")
+    for row, (suffix, seq) in enumerate((("", x), ("_reverse", x[::-1]))):
+        one = GRU(I, H, rng=0)
+        one.load_state_dict({name: both.params[name + suffix] for name in one.params})
+        alone = gradient_flow(one, seq, seed=2)
+        np.testing.assert_allclose(flow.state_norms[row], alone.state_norms[0], rtol=1e-12)
+        np.testing.assert_allclose(flow.input_norms[row], alone.input_norms[0], rtol=1e-12)
+
+
 def test_the_decay_is_the_geometric_rate_per_step_back():
     distance = np.arange(10, -3, -1)
     norms = np.where(distance >= 0, 3.0 * 0.5 ** distance.clip(0), 0.0)
@@ -108,8 +122,9 @@ def test_composite_models_and_bad_input():
     model = LanguageModel(7, 3, 5, num_layers=2, rng=0)
     flow = gradient_flow(model, np.random.default_rng(0).integers(0, 7, (8, 2)))
     assert flow.input_norms.shape == flow.state_norms.shape == (2, 8)
-    with pytest.raises(ValueError, match="expected a one-direction stack, got a bidirectional LSTM"):
-        gradient_flow(SequenceClassifier(2, 3, 2, bidirectional=True, rng=0), np.zeros((4, 1, 2)))
+    with pytest.raises(ValueError, match="expected a one-direction stack or a bidirectional one of one layer, got a "
+                                         "bidirectional LSTM of 2 layers"):
+        gradient_flow(SequenceClassifier(2, 3, 2, num_layers=2, bidirectional=True, rng=0), np.zeros((4, 1, 2)))
     with pytest.raises(TypeError, match="expected an LSTM, GRU or RNN, or a model with one as its rnn, got str."):
         gradient_flow("lstm", np.zeros((4, 1, 2)))
     with pytest.raises(ValueError, match=r"expected x of shape \(T, N, 2\), time-major, T and N >= 1, got \(4, 3\)."):

@@ -15,6 +15,10 @@ layer :math:`k`, each over the batch:
   \partial L/\partial h_{t+1}`. The recurrent part is the initial-state gradient the core's backward pass
   returns for the steps after :math:`t`, started from the state at :math:`t`.
 
+A bidirectional stack of one layer gives two rows, ``"forward"`` and ``"reverse"`` (``labels``), each direction
+with a loss at step :math:`t^*` of its own reading: the reverse direction's over the sequence reversed, so its
+steps back count from the other end. Above one layer each direction reads both, and it is refused.
+
 ``distance[t]`` :math:`= t^* - t` is how many steps back step :math:`t` lies (negative after :math:`t^*`, where
 the gradient is zero). ``decay_per_step[k]`` is the geometric rate the state norm falls by per step back, fitted
 as :math:`\exp` of the slope of :math:`\log \lVert \partial L/\partial h_t \rVert` against the distance over the
@@ -52,6 +56,7 @@ class GradientFlow(NamedTuple):
     decay_per_step: NDArray    # (L,)   the fitted geometric rate of state_norms per step back
     loss_step: int             # t*
     direction: NDArray         # (N, S) u, the loss's direction: L = sum_n u_n . h_{t*, n}
+    labels: tuple[str, ...]    # what each row is: "layer k", or "forward" and "reverse"
 
 
 def fitted_decay(norms: NDArray, distance: NDArray) -> float:
@@ -70,10 +75,10 @@ def _stack(where: str, model: object) -> RecurrentLayer:
     if not isinstance(layer, RecurrentLayer):
         raise TypeError(f"{where}: expected an LSTM, GRU or RNN, or a model with one as its rnn, got "
                         f"{type(model).__name__}.")
-    if layer.bidirectional:
-        raise ValueError(f"{where}: expected a one-direction stack, got a bidirectional {layer.family.name}: its "
-                         f"reverse direction reads the sequence from the end, so 'steps back from the loss' has "
-                         f"no single meaning there.")
+    if layer.bidirectional and layer.num_layers > 1:
+        raise ValueError(f"{where}: expected a one-direction stack or a bidirectional one of one layer, got a "
+                         f"bidirectional {layer.family.name} of {layer.num_layers} layers: above the first, each "
+                         f"direction reads both, so 'steps back from the loss' has no single meaning there.")
     return layer
 
 
@@ -94,7 +99,8 @@ def gradient_flow(model: object, x: object, *, loss_step: int = -1, seed: object
     """The gradient norms of a loss at step ``loss_step`` (default the last) of ``model``'s top layer, at every
     step and layer (module docstring).
 
-    ``model``: an :class:`~bptt.LSTM`, :class:`~bptt.GRU` or :class:`~bptt.RNN` of one direction, or a composite
+    ``model``: an :class:`~bptt.LSTM`, :class:`~bptt.GRU` or :class:`~bptt.RNN` (one direction, or two in one
+    layer: module docstring), or a composite
     model of :mod:`bptt.layers.models` (its ``rnn``; a ``LanguageModel``'s tokens are embedded first). ``x``:
     the stack's input ``(T, N, I)``, time-major (a ``LanguageModel``'s: token ids ``(T, N)``). ``seed``: of the
     loss's direction :math:`u`. Zero initial states, no dropout; the model's parameters and gradients are left
@@ -108,38 +114,53 @@ def gradient_flow(model: object, x: object, *, loss_step: int = -1, seed: object
         raise ValueError(f"{where}: expected loss_step to be a step of the sequence, in {-T}..{T - 1}, got "
                          f"{loss_step!r}.")
     target = int(loss_step) % T
-    family, S = layer.family, layer.output_size
+    direction = resolve_rng(where, seed).standard_normal((N, layer.output_size))
+    direction /= np.linalg.norm(direction)
+    if layer.bidirectional:                            # one layer: each direction a stack of its own
+        rows = [_one_stack(layer, [layer._weights(0, d)], seq if d == 0 else seq[::-1].copy(), target, direction)
+                for d in range(2)]
+        labels = ("forward", "reverse")
+    else:
+        rows = [_one_stack(layer, [layer._weights(k, 0) for k in range(layer.num_layers)], seq, target, direction)]
+        labels = tuple(f"layer {k}" for k in range(layer.num_layers))
+    input_norms = np.concatenate([row[0] for row in rows])
+    state_norms = np.concatenate([row[1] for row in rows])
+    distance = target - np.arange(T)
+    decay = np.array([fitted_decay(norms, distance) for norms in state_norms])
+    return GradientFlow(distance, input_norms, state_norms, decay, target, direction, labels)
+
+
+def _one_stack(layer: RecurrentLayer, weights: list[dict[str, NDArray]], seq: NDArray, target: int,
+               direction: NDArray) -> tuple[NDArray, NDArray]:
+    """``input_norms`` and ``state_norms`` ``(len(weights), T)`` of the one-direction stack of the cores with
+    ``weights`` over ``seq``, for the loss ``direction . h_{target}`` of its top layer."""
+    family, (T, N, _) = layer.family, seq.shape
     zeros = tuple(np.zeros((N, size), dtype=layer.dtype) for size in layer._state_sizes())
     inputs, caches, states = [seq], [], []
-    for k in range(layer.num_layers):                  # the stack forward, keeping every layer's states
-        weights = layer._weights(k, 0)
-        out, _, cache = family.forward(weights, inputs[-1], zeros, None)
+    for k, w in enumerate(weights):                   # the stack forward, keeping every layer's states
+        out, _, cache = family.forward(w, inputs[-1], zeros, None)
         caches.append(cache)
         inputs.append(np.ascontiguousarray(out))
         carried, per_step = zeros, []
         for t in range(T):
-            _, carried, _ = family.forward(weights, inputs[k][t:t + 1], carried, None)
+            _, carried, _ = family.forward(w, inputs[k][t:t + 1], carried, None)
             per_step.append(carried)
         states.append(per_step)
-    direction = resolve_rng(where, seed).standard_normal((N, S))
-    upstream = np.zeros((T, N, S), dtype=layer.dtype)
-    direction /= np.linalg.norm(direction)
+    upstream = np.zeros((T, N, direction.shape[1]), dtype=layer.dtype)
     upstream[target] = direction                                          # L = u . h_{t*}, |u| = 1
-    input_norms = np.zeros((layer.num_layers, T))
-    state_norms = np.zeros((layer.num_layers, T))
-    for k in range(layer.num_layers - 1, -1, -1):
-        weights = layer._weights(k, 0)
-        no_final = tuple(np.zeros_like(s) for s in zeros)
+    input_norms, state_norms = np.zeros((len(weights), T)), np.zeros((len(weights), T))
+    no_final = tuple(np.zeros_like(s) for s in zeros)
+    for k in range(len(weights) - 1, -1, -1):
+        w = weights[k]
         for t in range(T):                             # dL/dh_t = delta_t + the recurrence's share from t+1 on
             total = upstream[t].copy()
             if t + 1 < T and np.any(upstream[t + 1:]):
-                _, _, tail = family.forward(weights, inputs[k][t + 1:], states[k][t], None)
-                _, dinitial, _ = family.backward(weights, tail, np.ascontiguousarray(upstream[t + 1:]), no_final)
+                _, _, tail = family.forward(w, inputs[k][t + 1:], states[k][t], None)
+                _, dinitial, _ = family.backward(w, tail, np.ascontiguousarray(upstream[t + 1:]), no_final)
                 total += dinitial[0]
             state_norms[k, t] = np.linalg.norm(total)
-        dx, _, _ = family.backward(weights, caches[k], upstream, no_final)   # dL/dx_t of layer k
+        dx, _, _ = family.backward(w, caches[k], upstream, no_final)     # dL/dx_t of layer k
         input_norms[k] = np.linalg.norm(dx.reshape(T, -1), axis=1)
         upstream = np.ascontiguousarray(dx)
-    distance = target - np.arange(T)
-    decay = np.array([fitted_decay(norms, distance) for norms in state_norms])
-    return GradientFlow(distance, input_norms, state_norms, decay, target, direction)
+    return input_norms, state_norms
+

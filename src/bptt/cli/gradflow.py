@@ -133,12 +133,23 @@ def _by_distance(flow, norms: np.ndarray) -> list[float]:
     return [float(value) for value in norms[:flow.loss_step + 1][::-1]]
 
 
+def flow_input(experiment, task, model, steps: int, batch: int) -> np.ndarray:
+    """The first ``steps`` steps of the first ``batch`` sequences of the run's validation data, as the model
+    reads them; ValueError for a model that reads more than one sequence (an encoder-decoder)."""
+    from bptt.train.fit import data_streams
+
+    x = task.held_out("validation", data_streams(experiment.seed)["validation"], model.dtype)[0]
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"expected a model that reads one sequence, got the {experiment.task} task's "
+                         f"{type(x).__name__} (an encoder-decoder's encoder reads both ways).")
+    return x[:steps, :batch]
+
+
 def _checkpoint(path: Path, args: argparse.Namespace, gradient_flow) -> tuple[list, dict, str]:
     """A trained model per layer, at the run's initialisation and at the checkpoint (module docstring)."""
     from bptt.interop.io import load_arrays
     from bptt.interop.serialization import load
     from bptt.train.experiment import Experiment, build_model, make_task
-    from bptt.train.fit import data_streams
 
     model = load(path)
     metadata = load_arrays(path)[1]
@@ -147,11 +158,7 @@ def _checkpoint(path: Path, args: argparse.Namespace, gradient_flow) -> tuple[li
     except ValueError as error:
         raise ValueError(f"expected a checkpoint written by bptt train, got {path} ({error})") from error
     task = make_task(experiment.task, experiment.seed, **experiment.task_options)
-    x = task.held_out("validation", data_streams(experiment.seed)["validation"], model.dtype)[0]
-    if not isinstance(x, np.ndarray):
-        raise ValueError(f"expected a model that reads one sequence, got the {experiment.task} task's "
-                         f"{type(x).__name__} (an encoder-decoder's encoder reads both ways).")
-    x = x[:args.steps, :args.batch]
+    x = flow_input(experiment, task, model, args.steps, args.batch)
     initial = build_model(task, experiment)
     print(f"bptt gradflow | {path} | task {experiment.task} | model {experiment.cell} | hidden-size "
           f"{experiment.hidden_size} | num-layers {experiment.num_layers} | {x.shape[0]} steps of {x.shape[1]} "
@@ -159,13 +166,13 @@ def _checkpoint(path: Path, args: argparse.Namespace, gradient_flow) -> tuple[li
     curves, summary = [], {"layers": {}, "task": experiment.task, "checkpoint": str(path)}
     flows = {when: gradient_flow(m, x, seed=args.seed) for when, m in (("initialisation", initial),
                                                                         ("checkpoint", model))}
-    for k in range(experiment.num_layers):
-        summary["layers"][str(k)] = {}
+    for k, label in enumerate(flows["checkpoint"].labels):
+        summary["layers"][label] = {}
         for when, flow in flows.items():
             norms = flow.state_norms[k]
             decay = float(flow.decay_per_step[k])
-            print(_line(f"layer {k} at {when}", flow, norms, decay))
-            curves.append((f"layer {k}, {when} (decay {_rate(decay)} a step)", flow.distance, norms,
+            print(_line(f"{label} at {when}", flow, norms, decay))
+            curves.append((f"{label}, {when} (decay {_rate(decay)} a step)", flow.distance, norms,
                            f"C{k}{'--' if when == 'initialisation' else '-'}"))
-            summary["layers"][str(k)][when] = {"decay_per_step": decay, "norms": _by_distance(flow, norms)}
+            summary["layers"][label][when] = {"decay_per_step": decay, "norms": _by_distance(flow, norms)}
     return curves, summary, f"gradient flow of {path.parent.name or path.name}: before and after training"
