@@ -62,3 +62,50 @@ def test_what_it_cannot_read_is_refused(tmp_path, capsys, argv, message):
     assert main(["gradflow", *argv, "--out", str(tmp_path / "x.png")]) == 2
     error = capsys.readouterr().err
     assert error.startswith("bptt gradflow: ") and message in error
+
+
+def test_a_checkpoint_reads_another_tasks_data_or_a_file(tmp_path, capsys):
+    import pandas as pd
+
+    from bptt.interop.serialization import save
+    from bptt.layers.models import LanguageModel
+    from bptt.train.experiment import resolve
+
+    run = tmp_path / "sine"
+    assert main(["train", "sine", "--steps", "2", "--eval-every", "2", "--hidden-size", "4", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["gradflow", str(run / "model.safetensors"), "--data", "sine", "--steps", "10", "--json"]) == 0
+    assert "10 steps of 8 sequences of the sine validation data" in capsys.readouterr().out
+    assert main(["gradflow", str(run / "model.safetensors"), "--data", "adding"]) == 2      # 2 inputs, not 1
+    assert "expected x of shape (T, N, 1), time-major" in capsys.readouterr().err
+    assert main(["gradflow", str(run / "model.safetensors"), "--data", str(tmp_path / "some.csv")]) == 2
+    assert "expected a task name (" in capsys.readouterr().err
+
+    text = tmp_path / "text.txt"
+    text.write_text("abcab cabba\n" * 300)
+    vocabulary = "\n abc"
+    model = LanguageModel(len(vocabulary), 3, 4, rng=0)
+    experiment = resolve("chars", 0, task_options={"text": str(text)}, hidden_size=4)
+    checkpoint = save(model, tmp_path / "chars.safetensors", {**experiment.metadata(), "vocabulary": vocabulary})
+    assert main(["gradflow", str(checkpoint), "--data", str(text), "--steps", "30", "--batch", "4", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert f"30 steps of 4 sequences of {text}" in out and len(_line_json(out)["layers"]["layer 0"]["checkpoint"]
+                                                                ["norms"]) == 30
+    (tmp_path / "other.txt").write_text("xyz")
+    assert main(["gradflow", str(checkpoint), "--data", str(tmp_path / "other.txt")]) == 2
+    assert "expected a text of the characters the model knows, got" in capsys.readouterr().err
+
+    frame = pd.DataFrame({"x": np.sin(np.arange(80) / 3), "y": np.cos(np.arange(80) / 3)})
+    frame.to_csv(tmp_path / "series.csv", index=False)
+    forecaster = tmp_path / "csv"
+    assert main(["train", "csv", "--file", str(tmp_path / "series.csv"), "--target", "y", "--window", "6",
+                 "--steps", "2", "--out", str(forecaster)]) == 0
+    capsys.readouterr()
+    assert main(["gradflow", str(forecaster / "model.safetensors"), "--data", str(tmp_path / "series.csv"),
+                 "--json"]) == 0
+    out = capsys.readouterr().out
+    assert f"6 steps of 8 sequences of the windows of {tmp_path / 'series.csv'}" in out
+
+
+def _line_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])

@@ -4,8 +4,10 @@ drawn in ``gradflow.png``.
 - ``bptt gradflow lstm gru rnn``: the families side by side at initialisation on the same input, with the
   fitted decay per step back; ``--weight-scale`` multiplies the recurrent weights (above about 1 the gradient
   explodes) and ``--clip-norm`` adds each family's norms after clipping the parameter gradient to that norm.
-- ``bptt gradflow CHECKPOINT``: a model saved by ``bptt train``, per layer, at the run's initialisation and at
-  the checkpoint, on the first sequences of its own task's validation data.
+- ``bptt gradflow CHECKPOINT [--data TASK-or-FILE]``: a model saved by ``bptt train``, per layer, at the run's
+  initialisation and at the checkpoint, on the first sequences of its own task's validation data, or of another
+  task's (of the same input size), or of a file: a CSV for a model of ``bptt train csv`` (its windows), a text
+  for one of ``bptt train chars`` (contiguous streams of it).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
                        help="multiply the recurrent weights W_hh by this (default 1; 3 shows the exploding regime)")
     shape.add_argument("--clip-norm", type=positive_float, default=None,
                        help="also draw each family's norms after clipping the parameter gradient to this norm")
+    flow.add_argument("--data", default=None, metavar="TASK-or-FILE",
+                      help="a checkpoint's input: a task's validation data, or a CSV (csv models) or text file (chars "
+                           "models); default: its own task's validation data")
     flow.add_argument("--seed", type=int, default=0, help="seed of the weights, the input and the loss (default 0)")
     flow.add_argument("--out", type=Path, default=None,
                       help="the PNG to write (default gradflow.png, beside a checkpoint or here)")
@@ -145,6 +150,41 @@ def flow_input(experiment, task, model, steps: int, batch: int) -> np.ndarray:
     return x[:steps, :batch]
 
 
+def _checkpoint_input(path: Path, args: argparse.Namespace, experiment, task, model,
+                      metadata: dict) -> tuple[np.ndarray, str]:
+    """What a checkpoint's flow reads (``--data``, module docstring), at most ``--steps`` by ``--batch``, and
+    where it comes from in words."""
+    from bptt.train.experiment import TASKS, make_task
+
+    data = args.data
+    if data is None:
+        return flow_input(experiment, task, model, args.steps, args.batch), f"the {experiment.task} validation data"
+    if data in TASKS:
+        options = experiment.task_options if data == experiment.task else {}
+        other = make_task(data, experiment.seed, **options)
+        return flow_input(experiment, other, model, args.steps, args.batch), f"the {data} validation data"
+    if experiment.task == "csv":
+        from bptt.train.predict import Forecaster
+
+        windows = Forecaster.load(path).model_inputs(data)
+        return windows[:, :args.batch], f"the windows of {data}"
+    if experiment.task == "chars":
+        from bptt.train.tasks.chars import read_text
+
+        vocabulary, text = metadata.get("vocabulary", ""), read_text(data)
+        unknown = sorted(set(text) - set(vocabulary))
+        if unknown:
+            raise ValueError(f"--data: expected a text of the characters the model knows, got {data} with "
+                             f"{''.join(unknown[:10])!r}.")
+        table = {c: k for k, c in enumerate(vocabulary)}
+        ids = np.array([table[c] for c in text])
+        streams = min(args.batch, len(ids))
+        length = min(args.steps, len(ids) // streams)
+        return ids[:streams * length].reshape(streams, length).T, f"{data}"
+    raise ValueError(f"--data: expected a task name ({', '.join(sorted(TASKS))}), or a file for a model of bptt "
+                     f"train csv or chars, got {data!r} for a model of task {experiment.task!r}.")
+
+
 def _checkpoint(path: Path, args: argparse.Namespace, gradient_flow) -> tuple[list, dict, str]:
     """A trained model per layer, at the run's initialisation and at the checkpoint (module docstring)."""
     from bptt.interop.io import load_arrays
@@ -158,11 +198,11 @@ def _checkpoint(path: Path, args: argparse.Namespace, gradient_flow) -> tuple[li
     except ValueError as error:
         raise ValueError(f"expected a checkpoint written by bptt train, got {path} ({error})") from error
     task = make_task(experiment.task, experiment.seed, **experiment.task_options)
-    x = flow_input(experiment, task, model, args.steps, args.batch)
+    x, source = _checkpoint_input(path, args, experiment, task, model, metadata)
     initial = build_model(task, experiment)
     print(f"bptt gradflow | {path} | task {experiment.task} | model {experiment.cell} | hidden-size "
           f"{experiment.hidden_size} | num-layers {experiment.num_layers} | {x.shape[0]} steps of {x.shape[1]} "
-          f"validation sequences | loss at the last step of the top layer")
+          f"sequences of {source} | loss at the last step of the top layer")
     curves, summary = [], {"layers": {}, "task": experiment.task, "checkpoint": str(path)}
     flows = {when: gradient_flow(m, x, seed=args.seed) for when, m in (("initialisation", initial),
                                                                         ("checkpoint", model))}

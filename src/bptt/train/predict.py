@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from bptt.interop.io import load_arrays
 from bptt.interop.serialization import load
@@ -44,6 +46,16 @@ def _following_times(time, count: int):
     if len(steps) == 0 or not np.allclose(steps, steps[0], rtol=1e-9, atol=0):
         return pd.Series([np.nan] * count)
     return pd.Series(time.iloc[-1] + steps[0] * np.arange(1, count + 1))
+
+
+class _FileWindows(NamedTuple):
+    """A CSV file read for a forecaster: the model's windows and what the forecasts are written beside."""
+
+    x: NDArray              # (window, forecasts, features)
+    rows: NDArray           # the 0-based row each forecast is for
+    baseline: NDArray       # the baseline's value for each
+    target: NDArray         # the file's target, NaN past its end
+    time: object            # the time column (pandas), or None
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,24 @@ class Forecaster:
         be filled up to the rows the forecasts start from (the baseline reads it); it may be empty after them.
         ``fill``: how to fill gaps (default: as in training)."""
         pd = import_pandas()
+        read = self._read(path, fill)
+        table = {"row": read.rows + 1}
+        if read.time is not None:
+            time = pd.concat([read.time, _following_times(read.time, self.horizon)], ignore_index=True)
+            table[self.time_column] = time.iloc[read.rows].to_numpy()
+        with inference_mode():                                  # no backward pass follows: no cache kept
+            table[f"{self.target}_forecast"] = last_step_forecasts(self.model, read.x, self.scaling, read.baseline,
+                                                                   self.linear)
+        table[self.target] = read.target[read.rows]
+        return pd.DataFrame(table)
+
+    def model_inputs(self, path: str | os.PathLike, *, fill: str | None = None) -> NDArray:
+        """The windows the model reads from the CSV file at ``path``, ``(window, forecasts, features)``: one
+        column a forecast, as :meth:`forecast_file` feeds them (``bptt gradflow CHECKPOINT --data FILE``)."""
+        return self._read(path, fill).x
+
+    def _read(self, path: str | os.PathLike, fill: str | None) -> _FileWindows:
+        """The file's windows and what :meth:`forecast_file` writes beside the forecasts, checked."""
         path = os.fspath(path)
         self._check_header(path)
         data = read_series_file(path, columns=self.columns, target=self.target, target_required=False,
@@ -124,12 +154,4 @@ class Forecaster:
                              f"read it, got an empty cell at row {row}.")
         moves = input_changes(data.values, target[:n], self.season)
         x = windows(self.scaling.inputs(moves), ends, self.window).astype(self.model.dtype)
-        table = {"row": rows + 1}
-        if data.time is not None:
-            time = pd.concat([data.time, _following_times(data.time, self.horizon)], ignore_index=True)
-            table[self.time_column] = time.iloc[rows].to_numpy()
-        with inference_mode():                                  # no backward pass follows: no cache kept
-            table[f"{self.target}_forecast"] = last_step_forecasts(self.model, x, self.scaling, baseline,
-                                                                   self.linear)
-        table[self.target] = target[rows]
-        return pd.DataFrame(table)
+        return _FileWindows(x, rows, baseline, target, data.time)
