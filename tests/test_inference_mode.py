@@ -74,6 +74,21 @@ def test_a_backward_pass_after_it_is_refused_and_a_training_pass_still_works():
     assert dx.shape == x.shape and np.abs(layer.grads["weight_hh_l0"]).sum() > 0
 
 
+def test_a_linear_layer_keeps_no_input_and_reads_the_callers_array_in_place():
+    from bptt import Linear
+
+    head = Linear(3, 2, rng=0)
+    x = np.ones((4, 3))
+    with inference_mode():
+        y = head(x)
+    np.testing.assert_array_equal(y, head(x))
+    with inference_mode():
+        head(x)
+    with pytest.raises(ValueError, match=r"Linear.backward: expected a forward pass first, got none \(a forward "
+                                         r"pass under bptt.inference_mode\(\) keeps nothing to go back through\)."):
+        head.backward(np.ones((4, 2)))
+
+
 def test_its_peak_memory_is_a_fraction_of_the_training_passes():
     layer = LSTM(16, 64, rng=0)
     x = np.random.default_rng(0).standard_normal((6000, 8, 16))

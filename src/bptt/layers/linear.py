@@ -14,6 +14,7 @@ from bptt._validation import (
     resolve_rng,
 )
 from bptt.layers._blas import matmul  # np.matmul without OpenBLAS's spurious invalid flag
+from bptt.layers.inference import is_inference_mode
 from bptt.layers.module import Module
 
 
@@ -57,11 +58,12 @@ class Linear(Module):
                 "dtype": self.dtype}
 
     def forward(self, x: object) -> NDArray:
-        x = as_float_array("Linear.forward", "x", x, self.dtype)
+        taped = not is_inference_mode()                 # a kept x must not change with the caller's array
+        x = as_float_array("Linear.forward", "x", x, self.dtype, copy=taped)
         if x.ndim == 0:
             raise ValueError(f"Linear.forward: expected x of shape (*, {self.in_features}), got a scalar.")
         check_shape("Linear.forward", "x", x, (None,) * (x.ndim - 1) + (self.in_features,))
-        self._x = x
+        self._x = x if taped else None
         y = matmul(x, self.params["weight"].T)
         if self.bias:
             y += self.params["bias"]
@@ -70,7 +72,8 @@ class Linear(Module):
     def backward(self, dy: object) -> NDArray:
         """Given dL/dy, add dL/dW and dL/db into ``grads`` and return dL/dx."""
         if self._x is None:
-            raise ValueError("Linear.backward: expected a forward pass first, got none.")
+            raise ValueError("Linear.backward: expected a forward pass first, got none (a forward pass under "
+                             "bptt.inference_mode() keeps nothing to go back through).")
         dy = as_float_array("Linear.backward", "dy", dy, self.dtype)
         check_shape("Linear.backward", "dy", dy, self._x.shape[:-1] + (self.out_features,))
         dy2 = dy.reshape(-1, self.out_features)

@@ -254,7 +254,8 @@ class RecurrentLayer(Module):
     def forward(self, x: object, hx: object = None, lengths: object = None):
         """Run all layers and directions over ``x``; returns ``out, h_n`` (``out, (h_n, c_n)`` for an LSTM)."""
         where = f"{self.family.name}.forward"
-        seq, batched = self._to_time_major(where, "x", x, self.input_size)
+        taped = not is_inference_mode()                     # a backward pass may follow: keep every cache
+        seq, batched = self._to_time_major(where, "x", x, self.input_size, copy=taped)   # only read without one
         T, N, _ = seq.shape
         lengths = self._lengths(where, lengths, T, N, batched)
         inactive = None if lengths is None else np.arange(T)[:, None] >= lengths
@@ -265,7 +266,6 @@ class RecurrentLayer(Module):
             initial = self._states(where, hx, N, batched, "", "0")
         finals = [np.empty_like(s) for s in initial]
         caches, masks = [], []
-        taped = not is_inference_mode()                     # a backward pass may follow: keep every cache
         forward = self.family.forward if taped else self._forward_in_chunks
         layer_input = seq
         for k in range(self.num_layers):
