@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from errors import rel_err
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bptt import to_torch
@@ -39,8 +39,14 @@ def compare(cell: str, score: str, layers: int, S: int, T: int, N: int, E: int, 
     expected = twin(torch.from_numpy(source), lengths, torch.from_numpy(target_in))
     (expected * torch.from_numpy(dlogits)).sum().backward()
     errors = {"logits": rel_err(logits, expected.detach().numpy(), same_dtype=True)}
+    # The additive score's query gradient, sum_t (sum_j ds_tj)^T h_t, cancels: sum_j de_tj = 0 (A3), and with
+    # nearly equal slopes 1 - u^2 over j its sum falls to the round-off of its terms (1.3e-10 on a drawn case,
+    # bptt and torch 4e-19 apart). Its error is measured on the scale of those terms, which the key gradient,
+    # sum_tj ds_tj^T enc_j, has without the cancellation (rel_err's floor).
+    floors = {"attention.query.weight": float(np.abs(model.grads["attention.key.weight"]).max())} \
+        if score == "additive" else {}
     for name, parameter in twin.named_parameters():
-        errors[name] = rel_err(model.grads[name], parameter.grad.numpy(), same_dtype=True)
+        errors[name] = rel_err(model.grads[name], parameter.grad.numpy(), floors.get(name, 0.0), same_dtype=True)
     return errors
 
 
@@ -51,6 +57,7 @@ sizes = st.tuples(st.integers(1, 6), st.integers(1, 5), st.integers(1, 4), st.in
 
 @settings(max_examples=30, deadline=None)
 @given(config=configs, size=sizes)
+@example(config=("lstm", "additive", 2), size=(2, 1, 1, 4, 1, 0))      # a query gradient that cancels to 1e-10
 def test_float64_equals_torch_to_round_off(config, size):
     errors = compare(*config, *size)
     assert max(errors.values()) <= FLOAT64_TOLERANCE, errors

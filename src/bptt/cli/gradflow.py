@@ -30,7 +30,11 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     """The ``gradflow`` verb and its options."""
     flow = verbs.add_parser("gradflow", help="how far back through time a gradient reaches: the families at "
                                              "initialisation, or a trained model (gradflow.png)",
-                            description=__doc__.split("\n\n")[0])
+                            description="How far back through time the gradient of a loss at the last step reaches: "
+                                        "the norm of dL/dh_t at every step back, read from the hand-derived "
+                                        "backward pass, with its fitted decay per step; drawn in gradflow.png. "
+                                        "Give family names to compare them at initialisation, or one checkpoint "
+                                        "of bptt train to compare it with its initialisation, layer by layer.")
     flow.add_argument("models", nargs="+", metavar="FAMILY|CHECKPOINT",
                       help="lstm, gru and/or rnn, or one model.safetensors written by bptt train")
     shape = flow.add_argument_group("the input (a checkpoint's: the first steps and sequences of its validation data)")
