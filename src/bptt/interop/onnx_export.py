@@ -392,18 +392,33 @@ def export_onnx(module: Exportable, path: str | os.PathLike, *, opset: int = DEF
     """
     where = "export_onnx"
     _check_exportable(where, module)
+    onnx = _import_onnx(where)
+    opset = _check_opset(where, module, opset, onnx.defs.onnx_opset_version())
+    inputs, outputs = _signature(module, opset)
+    graph = _Graph(onnx)
+    build = next(nodes for cls, nodes in NODES.items() if isinstance(module, cls))
+    build(graph, module, inputs)
+    return _write_model(graph, type(module).__name__, inputs, outputs, opset, path)
+
+
+def _import_onnx(where: str):
+    """The ``onnx`` package (with its ``numpy_helper``), or ImportError naming ``where`` and the extra to
+    install."""
     try:
         import onnx
         import onnx.numpy_helper
     except ImportError as error:
         raise ImportError(f"{where}: expected the onnx package, got none installed. "
                           "Install it with pip install 'bptt[onnx]'.") from error
-    opset = _check_opset(where, module, opset, onnx.defs.onnx_opset_version())
-    inputs, outputs = _signature(module, opset)
-    graph = _Graph(onnx)
-    build = next(nodes for cls, nodes in NODES.items() if isinstance(module, cls))
-    build(graph, module, inputs)
-    onnx_graph = onnx.helper.make_graph(graph.nodes, type(module).__name__, [graph.value_info(t) for t in inputs],
+    return onnx
+
+
+def _write_model(graph: _Graph, name: str, inputs: list[_Tensor], outputs: list[_Tensor], opset: int,
+                path: str | os.PathLike) -> Path:
+    """``graph`` as an ONNX model named ``name`` with these inputs and outputs at ``opset``, checked by
+    ``onnx.checker`` and written to ``path`` atomically; the path written."""
+    onnx = graph.onnx
+    onnx_graph = onnx.helper.make_graph(graph.nodes, name, [graph.value_info(t) for t in inputs],
                                         [graph.value_info(t) for t in outputs], graph.initializers)
     opsets = [onnx.helper.make_opsetid("", opset)]
     model = onnx.helper.make_model(onnx_graph, opset_imports=opsets, producer_name="bptt",

@@ -24,9 +24,16 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from bptt import __version__
-from bptt.interop.io import atomic_write_bytes
-from bptt.interop.onnx_export import DEFAULT_OPSET, GATE_ORDER, MIN_OPSET, _Graph, _reorder_gates, _Tensor
+from bptt.interop.onnx_export import (
+    DEFAULT_OPSET,
+    GATE_ORDER,
+    MIN_OPSET,
+    _Graph,
+    _import_onnx,
+    _reorder_gates,
+    _Tensor,
+    _write_model,
+)
 from bptt.layers.seq2seq import Seq2Seq
 
 
@@ -168,12 +175,7 @@ def export_seq2seq_onnx(model: Seq2Seq, path: str | os.PathLike, *, opset: int =
     """
     where = "export_seq2seq_onnx"
     _check_model(where, model)
-    try:
-        import onnx
-        import onnx.numpy_helper
-    except ImportError as error:
-        raise ImportError(f"{where}: expected the onnx package, got none installed. "
-                          "Install it with pip install 'bptt[onnx]'.") from error
+    onnx = _import_onnx(where)
     newest = onnx.defs.onnx_opset_version()
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
         raise ValueError(f"{where}: expected opset to be an int between {MIN_OPSET} and {newest}, got {opset!r}.")
@@ -182,14 +184,7 @@ def export_seq2seq_onnx(model: Seq2Seq, path: str | os.PathLike, *, opset: int =
                                                      (_encoder_nodes, _step_nodes), strict=True):
         graph = _Graph(onnx)
         build(graph, model)
-        onnx_graph = onnx.helper.make_graph(graph.nodes, f"Seq2Seq_{name}", [graph.value_info(t) for t in inputs],
-                                            [graph.value_info(t) for t in outputs], graph.initializers)
-        opsets = [onnx.helper.make_opsetid("", opset)]
-        proto = onnx.helper.make_model(onnx_graph, opset_imports=opsets, producer_name="bptt",
-                                       producer_version=__version__,
-                                       ir_version=onnx.helper.find_min_ir_version_for(opsets))
-        onnx.checker.check_model(proto, full_check=True)
-        written.append(atomic_write_bytes(out, proto.SerializeToString()))
+        written.append(_write_model(graph, f"Seq2Seq_{name}", inputs, outputs, opset, out))
     return written[0], written[1]
 
 
