@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
-import os
 from unittest import mock
 
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 from errors import rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_choice import numpy_path
 from reference_stack import reference_stack
 
 from bptt import GRU, LSTM, RNN
@@ -31,22 +31,14 @@ FAMILIES = ["lstm", "gru", "rnn-tanh", "rnn-relu"]
 @contextlib.contextmanager
 def kernel_path(path: str):
     """Inside: the fast path takes ``path``; the environment and module constants are restored after."""
-    saved = os.environ.pop("BPTT_KERNELS", None)
-    if path == "numpy":
-        os.environ["BPTT_KERNELS"] = "numpy"
     loops = {}                                              # each family's loops, where not as compiled_loops chooses
     if path == "sequence-kernels":
         loops = {lstm_module: kernels.lstm_sequence_kernels(), rnn: kernels.rnn_sequence_kernels(),
                  gru: kernels.gru_sequence_kernels()}
-    try:
-        with contextlib.ExitStack() as stack:
-            for module, chosen in loops.items():
-                stack.enter_context(mock.patch.object(module, "compiled_loops", lambda *args, chosen=chosen: chosen))
-            yield
-    finally:
-        os.environ.pop("BPTT_KERNELS", None)
-        if saved is not None:
-            os.environ["BPTT_KERNELS"] = saved
+    with numpy_path(path == "numpy"), contextlib.ExitStack() as stack:
+        for module, chosen in loops.items():
+            stack.enter_context(mock.patch.object(module, "compiled_loops", lambda *args, chosen=chosen: chosen))
+        yield
 
 
 @contextlib.contextmanager

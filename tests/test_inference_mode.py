@@ -4,8 +4,6 @@ pass after it, nests and stays in its thread; evaluation, decoding and forecasti
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import tracemalloc
 
@@ -13,26 +11,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_choice import numpy_path
 
 from bptt import GRU, LSTM, RNN, Seq2Seq, inference_mode
 from bptt.layers import recurrent
 from bptt.layers.inference import is_inference_mode
 
 FAMILIES = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
-
-
-@contextlib.contextmanager
-def cores(path: str):
-    """Inside: the compiled loops (``"compiled"``) or the NumPy loops (``"numpy"``, BPTT_KERNELS=numpy)."""
-    saved = os.environ.pop("BPTT_KERNELS", None)
-    if path == "numpy":
-        os.environ["BPTT_KERNELS"] = "numpy"
-    try:
-        yield
-    finally:
-        os.environ.pop("BPTT_KERNELS", None)
-        if saved is not None:
-            os.environ["BPTT_KERNELS"] = saved
 
 
 @pytest.mark.parametrize("path", ["compiled", "numpy"])
@@ -49,7 +34,7 @@ def test_the_numbers_are_the_training_forward_passes(path, family, dtype, T, N, 
     layer = FAMILIES[family](3, 5, num_layers=layers, bidirectional=bidirectional, dtype=dtype, rng=rng, **options)
     x = rng.standard_normal((T, N, 3)).astype(dtype)
     lengths = rng.integers(1, T + 1, N) if padded else None
-    with cores(path), pytest.MonkeyPatch.context() as patch:
+    with numpy_path(path == "numpy"), pytest.MonkeyPatch.context() as patch:
         expected_out, expected_finals = layer(x, lengths=lengths)
         patch.setattr(recurrent, "INFERENCE_CHUNK_BYTES", 1)          # chunks of 16 steps: T > 16 crosses them
         with inference_mode():

@@ -14,25 +14,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_choice import numpy_path
 
 from bptt import GRU, LSTM, RNN
 from bptt.layers import gru, kernels, lstm, recurrent, rnn
 
 pytest.importorskip("numba")
-
-
-@contextlib.contextmanager
-def numpy_path(enabled: bool):
-    """Inside: the kernel choice as with BPTT_KERNELS=numpy (``enabled``) or without it; restored after."""
-    saved = os.environ.pop("BPTT_KERNELS", None)
-    if enabled:
-        os.environ["BPTT_KERNELS"] = "numpy"
-    try:
-        yield
-    finally:
-        os.environ.pop("BPTT_KERNELS", None)
-        if saved is not None:
-            os.environ["BPTT_KERNELS"] = saved
 
 
 def backward_results(layer, x: np.ndarray, dout: np.ndarray, lengths) -> list[np.ndarray]:
