@@ -132,9 +132,10 @@ def _clip_scale(layer, x: np.ndarray, flow, clip_norm: float, clip_grad_norm) ->
     upstream[flow.loss_step] = flow.direction                             # the loss of the flow
     layer.zero_grad()
     layer.backward(upstream)
-    norm = clip_grad_norm(layer.grads, clip_norm)
+    before = clip_grad_norm(layer.grads, clip_norm)
+    after = np.sqrt(sum(float(np.vdot(g, g)) for g in layer.grads.values()))   # what clipping left of it
     layer.zero_grad()
-    return float(min(1.0, clip_norm / (norm + 1e-6)))                   # as clip_grad_norm scales them
+    return float(after / before) if before > 0 else 1.0
 
 
 def _by_distance(flow, norms: np.ndarray) -> list[float]:
